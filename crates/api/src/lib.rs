@@ -1,0 +1,17 @@
+//! The wasmkube object model: which Kubernetes resources exist and how their objects are checked,
+//! defaulted, selected, patched and printed. Pure functions over `serde_json::Value` and the
+//! k8s-openapi types; no tokio, no IO, so every higher crate (and the CLI) can use it.
+//!
+//! # Layout
+//! - [`registry`]: the static table of served resources (group/version/resource ↔ kind, scope,
+//!   short names, categories, subresources) and storage key layout.
+//! - [`defaults`]: per-kind defaulting, as the Kubernetes API server applies it on write.
+//! - [`validate_kinds`]: per-kind validation producing Kubernetes field errors.
+//! - [`validation`]: name, label and field-error primitives shared by the validators.
+//! - [`selector`]: label and field selectors.
+//! - [`quantity`]: resource quantities.
+//! - [`patch`] and [`patch_meta`]: JSON, merge and strategic merge patches, and the merge keys.
+//! - [`table`]: the `kubectl get` columns of each kind (meta.k8s.io Table rows).
+
+pub mod registry;
+pub mod validate_kinds;

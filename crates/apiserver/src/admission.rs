@@ -1,0 +1,68 @@
+//! Built-in admission: the per-kind rules Kubernetes applies between validation and storage
+//! that are not about one object's shape (graceful pod deletion, namespace termination).
+
+use serde_json::{Value, json};
+use wasmkube_api::registry::ResourceInfo;
+
+/// Default grace period of a pod that does not name one.
+const DEFAULT_POD_GRACE: i64 = 30;
+
+#[derive(Debug, Default)]
+pub struct Admission {}
+
+impl Admission {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Hook for mutations on create that need server state (allocations land here later).
+    pub fn on_create(&self, _info: &ResourceInfo, _obj: &mut Value) {}
+
+    /// How long a deleted object lingers for a graceful stop, or `None` to delete at once.
+    /// Only pods that a node runs stop gracefully: an unscheduled or finished pod has nothing
+    /// to stop, exactly as in Kubernetes.
+    pub fn grace_period(
+        &self,
+        info: &ResourceInfo,
+        obj: &Value,
+        requested: Option<i64>,
+    ) -> Option<i64> {
+        if info.kind == "Namespace" {
+            // Namespaces always wait for their contents to go (spec.finalizers).
+            let pending = obj
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+            return pending.then_some(0);
+        }
+        if info.kind != "Pod" {
+            return None;
+        }
+        let bound = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let finished = matches!(
+            obj.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
+        if !bound || finished {
+            return None;
+        }
+        let grace = requested.unwrap_or_else(|| {
+            obj.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(DEFAULT_POD_GRACE)
+        });
+        // Kubernetes turns an explicit 0 into 1 so that the kubelet still gets to stop the pod;
+        // only `--force` (grace 0 plus immediate) removes it without the node.
+        (grace > 0).then_some(grace)
+    }
+
+    /// Marks an object whose deletion has begun.
+    pub fn on_delete_mark(&self, info: &ResourceInfo, obj: &mut Value) {
+        if info.kind == "Namespace" {
+            obj["status"] = json!({"phase": "Terminating"});
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+use wasmkube_api::registry::Subresource;
+use wasmkube_store::Store;
+
+use crate::admission::Admission;
+use crate::error::ApiResult;
+use crate::request::ResourcePath;
+
+/// Serves the subresources that live on nodes rather than in the store (pods/log, exec,
+/// port-forward, proxy). The kubelet side plugs in here.
+pub trait SubresourceHandler: Send + Sync {
+    #[allow(clippy::too_many_arguments)]
+    fn handle(
+        &self,
+        path: ResourcePath,
+        name: String,
+        subresource: Subresource,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> BoxFuture<'static, ApiResult<Response>>;
+}
+
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+    pub admission: Admission,
+    pub subresource_handler: Option<Arc<dyn SubresourceHandler>>,
+    /// Cancelled when the server stops: long-running responses (watches) end with it.
+    pub shutdown: CancellationToken,
+    pub bookmark_interval: Duration,
+}

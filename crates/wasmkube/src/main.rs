@@ -1,0 +1,58 @@
+//! `wasmkube`: one binary for the whole cluster.
+//!
+//! - `wasmkube server`: API server, embedded store and the cluster's own components.
+//! - `wasmkube <verb>`: the command-line client (apply, get, describe, delete, …), speaking the
+//!   Kubernetes API through the same kubeconfig kubectl uses.
+//!
+//! # Layout
+//! - `server.rs`: the `server` subcommand (flags, data directory, start-up and shutdown).
+//! - `bench.rs`: the `bench` subcommand (figures as ratios against same-run references).
+//! - `cli/`: one file per client verb, plus shared kubeconfig and output helpers.
+
+mod bench;
+mod cli;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "wasmkube", version, about = "A Kubernetes-compatible orchestrator for WebAssembly and containers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a whole cluster on this machine: API server, store, and the cluster components.
+    Server(server::ServerArgs),
+    /// Measure performance against references taken in the same run.
+    Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Server(args) => server::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+            Command::Client(cmd) => cli::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! `wasmkube server`: the whole cluster in one process.
+//!
+//! Flags are checked before anything binds or touches the data directory, so a bad flag never
+//! leaves a half-started server behind.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+use wasmkube_apiserver::{ApiState, Authenticator, UserInfo, admission::Admission};
+use wasmkube_store::{RedbStore, Store};
+
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Directory for the store, certificates, tokens and kubeconfig.
+    #[arg(long, short = 'd', env = "WASMKUBE_DATA_DIR", default_value = "/var/lib/wasmkube")]
+    pub data_dir: PathBuf,
+    /// Port of the API server.
+    #[arg(long, default_value_t = 6443)]
+    pub https_listen_port: u16,
+    /// Address the API server binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_address: IpAddr,
+    /// Also write the admin kubeconfig to this path.
+    #[arg(long)]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// Admin (and node join) token; generated and stored in the data directory if not given.
+    #[arg(long, env = "WASMKUBE_TOKEN")]
+    pub token: Option<String>,
+    /// Serve plain HTTP with no authentication. Development only; loopback addresses only.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Extra names or addresses for the serving certificate.
+    #[arg(long = "tls-san")]
+    pub tls_san: Vec<String>,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "WASMKUBE_LOG", default_value = "info")]
+    pub log: String,
+    /// Seconds of watch history kept for clients resuming a watch.
+    #[arg(long, default_value_t = 300)]
+    pub watch_history_seconds: u64,
+}
+
+impl ServerArgs {
+    fn check(&self) -> anyhow::Result<()> {
+        if self.insecure && !self.bind_address.is_loopback() {
+            bail!(
+                "--insecure serves the API without authentication and is only allowed on a loopback address, not {}",
+                self.bind_address
+            );
+        }
+        if let Some(t) = &self.token {
+            if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                bail!("--token must be at least 16 characters with no whitespace");
+            }
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    args.check()?;
+    init_logging(&args.log);
+    let started = std::time::Instant::now();
+    let dir = &args.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    restrict(dir);
+
+    // Bind first: a port in use should fail fast, before any expensive work.
+    let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the API server to {addr}"))?;
+    let local = listener.local_addr()?;
+
+    let store: Arc<dyn Store> = Arc::new(
+        RedbStore::open(dir.join("state.redb"))
+            .with_context(|| format!("opening the store in {}", dir.display()))?,
+    );
+    let shutdown = CancellationToken::new();
+    let state = Arc::new(ApiState {
+        store: store.clone(),
+        admission: Admission::new(),
+        subresource_handler: None,
+        shutdown: shutdown.clone(),
+        bookmark_interval: Duration::from_secs(30),
+    });
+    wasmkube_apiserver::bootstrap::ensure_defaults(&state)
+        .await
+        .context("creating the default namespaces")?;
+
+    let scheme = if args.insecure { "http" } else { "https" };
+    let host = if local.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        local.ip().to_string()
+    };
+    let server_url = format!("{scheme}://{}", SocketAddr::new(host.parse()?, local.port()));
+    let (tls, auth, kubeconfig) = if args.insecure {
+        eprintln!("WARNING: --insecure: serving the Kubernetes API over plain HTTP on {local} WITHOUT AUTHENTICATION.");
+        eprintln!("WARNING: anyone who can reach this address has full control of the cluster. Development use only.");
+        (None, None, kubeconfig_yaml(&server_url, None, None))
+    } else {
+        let mut names = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "kubernetes".to_string(),
+            "kubernetes.default".to_string(),
+            "kubernetes.default.svc".to_string(),
+            "kubernetes.default.svc.cluster.local".to_string(),
+        ];
+        if !names.contains(&host) {
+            names.push(host.clone());
+        }
+        names.extend(args.tls_san.iter().cloned());
+        let tls = wasmkube_apiserver::tls::load_or_create(&dir.join("tls"), &names)
+            .context("setting up TLS")?;
+        let token = admin_token(dir, args.token.as_deref())?;
+        let auth = Arc::new(Authenticator::new());
+        auth.add_token(
+            &token,
+            UserInfo {
+                username: "system:admin".into(),
+                groups: vec!["system:masters".into(), "system:authenticated".into()],
+            },
+        );
+        let kc = kubeconfig_yaml(&server_url, Some(&tls.ca_pem), Some(&token));
+        (Some(tls.server_config), Some(auth), kc)
+    };
+    write_kubeconfig(&dir.join("kubeconfig.yaml"), &kubeconfig)?;
+    if let Some(path) = &args.write_kubeconfig {
+        write_kubeconfig(path, &kubeconfig)?;
+    }
+
+    let compactor = tokio::spawn(compact_loop(
+        store.clone(),
+        Duration::from_secs(args.watch_history_seconds.max(10)),
+        shutdown.clone(),
+    ));
+    // The cluster's own components reach the API in-process, through the same router (without
+    // the network or TLS, and with the authority of the server itself).
+    let internal = kube::Client::new(wasmkube_apiserver::router(state.clone(), None, None), "default");
+    let controllers = tokio::spawn(wasmkube_controllers::run_all(internal, shutdown.clone()));
+    let router = wasmkube_apiserver::router(state.clone(), auth, None);
+    let server = tokio::spawn(wasmkube_apiserver::serve(listener, router, tls, shutdown.clone()));
+    eprintln!(
+        "wasmkube server ready at {server_url} in {} ms; kubeconfig: {}",
+        started.elapsed().as_millis(),
+        dir.join("kubeconfig.yaml").display()
+    );
+
+    wait_for_signal().await;
+    eprintln!("wasmkube server shutting down");
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    let _ = compactor.await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(unix)]
+fn restrict(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(not(unix))]
+fn restrict(_dir: &Path) {}
+
+/// The admin token: the one given on the command line (stored for the next start), or the one
+/// stored, or a new random one.
+fn admin_token(dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
+    let path = dir.join("token");
+    if let Some(t) = given {
+        write_private(&path, t)?;
+        return Ok(t.to_string());
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        _ => {
+            let t = wasmkube_apiserver::auth::generate_token();
+            write_private(&path, &t)?;
+            Ok(t)
+        }
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn write_kubeconfig(path: &Path, contents: &str) -> anyhow::Result<()> {
+    write_private(path, contents)
+}
+
+fn kubeconfig_yaml(server: &str, ca_pem: Option<&str>, token: Option<&str>) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut cluster = serde_json::json!({"server": server});
+    if let Some(ca) = ca_pem {
+        cluster["certificate-authority-data"] = b64.encode(ca).into();
+    }
+    let mut user = serde_json::json!({});
+    if let Some(t) = token {
+        user["token"] = t.into();
+    }
+    let kc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "wasmkube", "cluster": cluster}],
+        "users": [{"name": "wasmkube-admin", "user": user}],
+        "contexts": [{"name": "wasmkube", "context": {"cluster": "wasmkube", "user": "wasmkube-admin", "namespace": "default"}}],
+        "current-context": "wasmkube",
+        "preferences": {},
+    });
+    serde_yaml_ng::to_string(&kc).unwrap_or_default()
+}
+
+/// Compacts the watch history so it covers about `keep` of time: each tick remembers the
+/// current revision, and compacts up to the one remembered `keep` ago.
+async fn compact_loop(store: Arc<dyn Store>, keep: Duration, shutdown: CancellationToken) {
+    let tick = (keep / 5).max(Duration::from_secs(1));
+    let mut marks: std::collections::VecDeque<(tokio::time::Instant, u64)> = Default::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let now = tokio::time::Instant::now();
+        let Ok(current) = store.current_revision().await else { continue };
+        marks.push_back((now, current));
+        let mut target = None;
+        while let Some((t, rev)) = marks.front().copied() {
+            if now.duration_since(t) >= keep {
+                target = Some(rev);
+                marks.pop_front();
+            } else {
+                break;
+            }
+        }
+        if let Some(rev) = target {
+            if rev > store.compacted_revision().await.unwrap_or(0) {
+                if let Err(e) = store.compact(rev).await {
+                    tracing::warn!(error = %e, "compacting the watch history failed");
+                }
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
