@@ -13,5 +13,12 @@
 //! - [`patch`] and [`patch_meta`]: JSON, merge and strategic merge patches, and the merge keys.
 //! - [`table`]: the `kubectl get` columns of each kind (meta.k8s.io Table rows).
 
+pub mod defaults;
+pub mod patch;
+pub mod patch_meta;
+pub mod quantity;
 pub mod registry;
+pub mod selector;
+pub mod table;
 pub mod validate_kinds;
+pub mod validation;

@@ -82,7 +82,9 @@ fn round_trip<T: DeserializeOwned + Serialize>(value: &Value) -> Result<Value, s
 /// server decodes with.
 pub type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
 
-fn schema_ref<T: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+fn schema_ref<T: schemars::JsonSchema>(
+    generator: &mut schemars::SchemaGenerator,
+) -> schemars::Schema {
     generator.subschema_for::<T>()
 }
 

@@ -136,7 +136,9 @@ impl Requirement {
         let value = labels.get(&self.key);
         let has_value = |v: &String| self.values.binary_search(v).is_ok();
         match self.operator {
-            Operator::Equals | Operator::DoubleEquals | Operator::In => value.is_some_and(has_value),
+            Operator::Equals | Operator::DoubleEquals | Operator::In => {
+                value.is_some_and(has_value)
+            }
             Operator::NotEquals | Operator::NotIn => !value.is_some_and(has_value),
             Operator::Exists => value.is_some(),
             Operator::DoesNotExist => value.is_none(),
@@ -183,9 +185,8 @@ fn requirement_problems(key: &str, operator: Operator, values: &[String]) -> Vec
         }
         Operator::GreaterThan | Operator::LessThan => {
             if values.len() != 1 {
-                problems.push(
-                    "values: for 'Gt', 'Lt' operators, exactly one value is required".into(),
-                );
+                problems
+                    .push("values: for 'Gt', 'Lt' operators, exactly one value is required".into());
             }
             for (i, value) in values.iter().enumerate() {
                 if value.parse::<i64>().is_err() {
@@ -283,12 +284,13 @@ impl LabelSelector {
             selector: selector.to_owned(),
             reason,
         })?;
-        let requirements = Parser { tokens, pos: 0 }
-            .parse()
-            .map_err(|reason| SelectorError::Label {
-                selector: selector.to_owned(),
-                reason,
-            })?;
+        let requirements =
+            Parser { tokens, pos: 0 }
+                .parse()
+                .map_err(|reason| SelectorError::Label {
+                    selector: selector.to_owned(),
+                    reason,
+                })?;
         Ok(LabelSelector::from_requirements(requirements))
     }
 
@@ -989,34 +991,92 @@ mod tests {
     #[test]
     fn rejects_bad_selectors_naming_the_problem() {
         let cases = [
-            ("x in x", "invalid label selector \"x in x\": found 'x' expected: '('"),
-            ("a in x", "invalid label selector \"a in x\": found 'x' expected: '('"),
-            ("x in (a", "invalid label selector \"x in (a\": found '', expected: ',' or ')'"),
-            ("x in (a b)", "invalid label selector \"x in (a b)\": found 'b', expected: ',' or ')'"),
-            ("x=a,", "invalid label selector \"x=a,\": found '', expected: identifier after ','"),
-            ("x=a b", "invalid label selector \"x=a b\": found 'b', expected: ',' or 'end of string'"),
-            ("!x=a", "invalid label selector \"!x=a\": found '=', expected: ',' or 'end of string'"),
-            (",x", "invalid label selector \",x\": found ',', expected: !, identifier, or 'end of string'"),
-            ("x in", "invalid label selector \"x in\": found '' expected: '('"),
-            ("x (a)", "invalid label selector \"x (a)\": found '(', expected: in, notin, =, ==, !=, gt, lt"),
-            ("x=(", "invalid label selector \"x=(\": found '(', expected: identifier"),
-            ("x in ())", "invalid label selector \"x in ())\": found ')', expected: ',' or 'end of string'"),
-            ("x>a", "invalid label selector \"x>a\": values[0]: Invalid value: \"a\": for 'Gt', 'Lt' operators, the value must be an integer"),
+            (
+                "x in x",
+                "invalid label selector \"x in x\": found 'x' expected: '('",
+            ),
+            (
+                "a in x",
+                "invalid label selector \"a in x\": found 'x' expected: '('",
+            ),
+            (
+                "x in (a",
+                "invalid label selector \"x in (a\": found '', expected: ',' or ')'",
+            ),
+            (
+                "x in (a b)",
+                "invalid label selector \"x in (a b)\": found 'b', expected: ',' or ')'",
+            ),
+            (
+                "x=a,",
+                "invalid label selector \"x=a,\": found '', expected: identifier after ','",
+            ),
+            (
+                "x=a b",
+                "invalid label selector \"x=a b\": found 'b', expected: ',' or 'end of string'",
+            ),
+            (
+                "!x=a",
+                "invalid label selector \"!x=a\": found '=', expected: ',' or 'end of string'",
+            ),
+            (
+                ",x",
+                "invalid label selector \",x\": found ',', expected: !, identifier, or 'end of string'",
+            ),
+            (
+                "x in",
+                "invalid label selector \"x in\": found '' expected: '('",
+            ),
+            (
+                "x (a)",
+                "invalid label selector \"x (a)\": found '(', expected: in, notin, =, ==, !=, gt, lt",
+            ),
+            (
+                "x=(",
+                "invalid label selector \"x=(\": found '(', expected: identifier",
+            ),
+            (
+                "x in ())",
+                "invalid label selector \"x in ())\": found ')', expected: ',' or 'end of string'",
+            ),
+            (
+                "x>a",
+                "invalid label selector \"x>a\": values[0]: Invalid value: \"a\": for 'Gt', 'Lt' operators, the value must be an integer",
+            ),
         ];
         for (input, want) in cases {
             let err = LabelSelector::parse(input).expect_err(input);
             assert_eq!(err.to_string(), want, "{input:?}");
         }
         // Invalid keys and values name the offending part.
-        let err = LabelSelector::parse("x=a||y=b").expect_err("| is not an operator").to_string();
-        assert!(err.contains("values[0][x]: Invalid value: \"a||y\""), "{err}");
+        let err = LabelSelector::parse("x=a||y=b")
+            .expect_err("| is not an operator")
+            .to_string();
+        assert!(
+            err.contains("values[0][x]: Invalid value: \"a||y\""),
+            "{err}"
+        );
         let err = LabelSelector::parse("a b=c").expect_err("space in key");
         assert!(err.to_string().contains("found 'b'"), "{err}");
-        let err = LabelSelector::parse("-a=c").expect_err("bad key").to_string();
-        assert!(err.starts_with("invalid label selector \"-a=c\": invalid label key \"-a\": name part must consist"), "{err}");
-        let err = LabelSelector::parse("a=-c").expect_err("bad value").to_string();
-        assert!(err.contains("values[0][a]: Invalid value: \"-c\": a valid label must be"), "{err}");
-        let err = LabelSelector::parse(&format!("a={}", "v".repeat(64))).expect_err("long value").to_string();
+        let err = LabelSelector::parse("-a=c")
+            .expect_err("bad key")
+            .to_string();
+        assert!(
+            err.starts_with(
+                "invalid label selector \"-a=c\": invalid label key \"-a\": name part must consist"
+            ),
+            "{err}"
+        );
+        let err = LabelSelector::parse("a=-c")
+            .expect_err("bad value")
+            .to_string();
+        assert!(
+            err.contains("values[0][a]: Invalid value: \"-c\": a valid label must be"),
+            "{err}"
+        );
+        let err = LabelSelector::parse(&format!("a={}", "v".repeat(64)))
+            .expect_err("long value")
+            .to_string();
         assert!(err.contains("must be no more than 63 characters"), "{err}");
     }
 
@@ -1092,13 +1152,24 @@ mod tests {
             parsed.to_string(),
             "app=web,!canary,env in (dev,prod),tier=front,track notin (beta),zone"
         );
-        let pod = labels(&[("app", "web"), ("tier", "front"), ("env", "dev"), ("zone", "a")]);
+        let pod = labels(&[
+            ("app", "web"),
+            ("tier", "front"),
+            ("env", "dev"),
+            ("zone", "a"),
+        ]);
         assert!(parsed.matches(&pod));
 
-        assert!(LabelSelector::try_from(&metav1::LabelSelector::default())
-            .expect("empty is valid")
-            .is_everything());
-        assert!(LabelSelector::from_optional(None).expect("none is valid").is_nothing());
+        assert!(
+            LabelSelector::try_from(&metav1::LabelSelector::default())
+                .expect("empty is valid")
+                .is_everything()
+        );
+        assert!(
+            LabelSelector::from_optional(None)
+                .expect("none is valid")
+                .is_nothing()
+        );
 
         let bad = |operator: &str, values: Option<Vec<String>>| {
             LabelSelector::try_from(&metav1::LabelSelector {
@@ -1128,8 +1199,14 @@ mod tests {
             bad("DoesNotExist", Some(vec!["x".into()])),
             "invalid label selector requirement: values: values set must be empty for exists and does not exist"
         );
-        assert_eq!(bad("Gt", Some(vec!["1".into()])), "\"Gt\" is not a valid label selector operator");
-        assert_eq!(bad("in", Some(vec!["1".into()])), "\"in\" is not a valid label selector operator");
+        assert_eq!(
+            bad("Gt", Some(vec!["1".into()])),
+            "\"Gt\" is not a valid label selector operator"
+        );
+        assert_eq!(
+            bad("in", Some(vec!["1".into()])),
+            "\"in\" is not a valid label selector operator"
+        );
 
         let bad_label = LabelSelector::try_from(&metav1::LabelSelector {
             match_labels: Some(BTreeMap::from([("a b".to_owned(), "x".to_owned())])),
@@ -1145,7 +1222,8 @@ mod tests {
         assert!(Requirement::new("a", Operator::Equals, Vec::<String>::new()).is_err());
         assert!(Requirement::new("a", Operator::Equals, ["x".to_owned(), "y".to_owned()]).is_err());
         assert!(Requirement::new("a", Operator::GreaterThan, ["x".to_owned()]).is_err());
-        let r = Requirement::new("a", Operator::In, ["y".to_owned(), "x".to_owned()]).expect("valid");
+        let r =
+            Requirement::new("a", Operator::In, ["y".to_owned(), "x".to_owned()]).expect("valid");
         assert_eq!(r.values(), ["x", "y"]);
         assert_eq!(r.key(), "a");
         assert_eq!(r.operator(), Operator::In);
@@ -1166,7 +1244,10 @@ mod tests {
             ("", ""),
             ("metadata.name=x", "metadata.name=x"),
             ("metadata.name==x", "metadata.name==x"),
-            ("status.phase!=Running,metadata.name=x", "metadata.name=x,status.phase!=Running"),
+            (
+                "status.phase!=Running,metadata.name=x",
+                "metadata.name=x,status.phase!=Running",
+            ),
             (" metadata.name = x ", "metadata.name=x"),
             ("metadata.name=a\\,b\\=c\\\\", "metadata.name=a\\,b\\=c\\\\"),
             ("spec.nodeName=", "spec.nodeName="),
@@ -1184,25 +1265,52 @@ mod tests {
         assert!(!sel.matches(pod("y", Some("Pending"))));
         assert_eq!(sel.required_value("metadata.name"), Some("x"));
         assert_eq!(sel.required_value("status.phase"), None);
-        assert!(sel.check_supported(&["metadata.name", "status.phase"]).is_ok());
+        assert!(
+            sel.check_supported(&["metadata.name", "status.phase"])
+                .is_ok()
+        );
         assert_eq!(
-            sel.check_supported(&["metadata.name"]).expect_err("unsupported").to_string(),
+            sel.check_supported(&["metadata.name"])
+                .expect_err("unsupported")
+                .to_string(),
             "field label not supported: status.phase"
         );
         // A missing field counts as empty.
         let empty = FieldSelector::parse("spec.nodeName=").expect("valid");
         assert!(empty.matches(|_| None));
-        assert!(FieldSelector::parse("a=a\\,b").expect("valid").matches(|_| Some("a,b".into())));
+        assert!(
+            FieldSelector::parse("a=a\\,b")
+                .expect("valid")
+                .matches(|_| Some("a,b".into()))
+        );
 
         let bad = [
-            ("metadata.name", "invalid field selector \"metadata.name\": can't understand 'metadata.name'"),
-            ("a=b=c", "invalid field selector \"a=b=c\": unescaped character in value: ="),
-            ("a=b\\x", "invalid field selector \"a=b\\\\x\": invalid escape sequence: \\x"),
-            ("a=b\\", "invalid field selector \"a=b\\\\\": invalid escape sequence: \\"),
-            ("a<b", "invalid field selector \"a<b\": can't understand 'a<b'"),
+            (
+                "metadata.name",
+                "invalid field selector \"metadata.name\": can't understand 'metadata.name'",
+            ),
+            (
+                "a=b=c",
+                "invalid field selector \"a=b=c\": unescaped character in value: =",
+            ),
+            (
+                "a=b\\x",
+                "invalid field selector \"a=b\\\\x\": invalid escape sequence: \\x",
+            ),
+            (
+                "a=b\\",
+                "invalid field selector \"a=b\\\\\": invalid escape sequence: \\",
+            ),
+            (
+                "a<b",
+                "invalid field selector \"a<b\": can't understand 'a<b'",
+            ),
         ];
         for (input, want) in bad {
-            assert_eq!(FieldSelector::parse(input).expect_err(input).to_string(), want);
+            assert_eq!(
+                FieldSelector::parse(input).expect_err(input).to_string(),
+                want
+            );
         }
     }
 }

@@ -134,7 +134,7 @@ fn validate_metadata(info: &ResourceInfo, obj: &Value, errs: &mut Vec<FieldError
             }
             let s = val.as_str().unwrap_or("");
             for m in v::is_valid_label_value(s) {
-                errs.push((format!("metadata.labels"), invalid(s, &m)));
+                errs.push(("metadata.labels".into(), invalid(s, &m)));
             }
         }
     }
@@ -149,12 +149,12 @@ fn validate_metadata(info: &ResourceInfo, obj: &Value, errs: &mut Vec<FieldError
             }
             total += k.len() + val.as_str().map_or(0, str::len);
         }
-        if total > v::TOTAL_ANNOTATION_SIZE_LIMIT {
+        if total > v::TOTAL_ANNOTATION_SIZE_LIMIT_BYTES {
             errs.push((
                 "metadata.annotations".into(),
                 format!(
                     "Too long: may not be more than {} bytes",
-                    v::TOTAL_ANNOTATION_SIZE_LIMIT
+                    v::TOTAL_ANNOTATION_SIZE_LIMIT_BYTES
                 ),
             ));
         }
@@ -440,7 +440,7 @@ fn quantity_text(v: &Value) -> String {
 fn quantity_milli(v: &Value) -> Option<i128> {
     crate::quantity::Quantity::parse(&quantity_text(v))
         .ok()
-        .map(|q| q.to_milli())
+        .and_then(|q| q.to_milli())
 }
 
 fn quantities(map: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
@@ -450,7 +450,7 @@ fn quantities(map: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
     for (k, val) in map {
         let text = quantity_text(val);
         match crate::quantity::Quantity::parse(&text) {
-            Ok(q) if q.to_milli() < 0 => errs.push((
+            Ok(q) if q.to_milli().is_some_and(|m| m < 0) => errs.push((
                 format!("{path}[{k}]"),
                 invalid(&text, "must be greater than or equal to 0"),
             )),
@@ -514,7 +514,15 @@ fn label_selector(
     errs: &mut Vec<FieldError>,
 ) -> Option<crate::selector::LabelSelector> {
     let sel = sel?;
-    match crate::selector::LabelSelector::from_json(sel) {
+    let typed: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+        match serde_json::from_value(sel.clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                errs.push((path.to_string(), format!("Invalid value: {e}")));
+                return None;
+            }
+        };
+    match crate::selector::LabelSelector::try_from(&typed) {
         Ok(s) => Some(s),
         Err(e) => {
             errs.push((path.to_string(), format!("Invalid value: {e}")));
@@ -555,7 +563,7 @@ fn workload(kind: &str, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldEr
     let template = spec.get("template");
     let sel = label_selector(selector_value, "spec.selector", errs);
     if let Some(sel) = &sel {
-        if sel.is_empty() {
+        if sel.is_everything() {
             errs.push((
                 "spec.selector".into(),
                 "Invalid value: {}: empty selector is invalid for deployment".into(),

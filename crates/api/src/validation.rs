@@ -250,6 +250,38 @@ pub fn is_valid_label_value(value: &str) -> Vec<String> {
     errs
 }
 
+const CONFIG_MAP_KEY_FMT: &str = "[-._a-zA-Z0-9]+";
+const CONFIG_MAP_KEY_ERR_MSG: &str =
+    "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
+
+/// Checks a key of a ConfigMap's or Secret's data: at most 253 characters of `[-._a-zA-Z0-9]`,
+/// and not `.`, `..` or `..`-prefixed (the keys become file names in volumes).
+pub fn is_config_map_key(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
+        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
+    }
+    if value.is_empty()
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    {
+        errs.push(regex_error(
+            CONFIG_MAP_KEY_ERR_MSG,
+            CONFIG_MAP_KEY_FMT,
+            &["key.name", "KEY_NAME", "key-name"],
+        ));
+    }
+    if value == "." {
+        errs.push("must not be '.'".to_owned());
+    } else if value == ".." {
+        errs.push("must not be '..'".to_owned());
+    } else if value.starts_with("..") {
+        errs.push("must not start with '..'".to_owned());
+    }
+    errs
+}
+
 /// Checks a port number: 1 to 65535.
 pub fn is_valid_port_num(port: i64) -> Vec<String> {
     if (1..=65535).contains(&port) {
@@ -377,7 +409,10 @@ pub fn validate_annotations(annotations: &BTreeMap<String, String>, field: &str)
         total = total.saturating_add(key.len()).saturating_add(value.len());
     }
     if total > TOTAL_ANNOTATION_SIZE_LIMIT_BYTES {
-        errs.push(FieldError::too_long(field, TOTAL_ANNOTATION_SIZE_LIMIT_BYTES));
+        errs.push(FieldError::too_long(
+            field,
+            TOTAL_ANNOTATION_SIZE_LIMIT_BYTES,
+        ));
     }
     errs
 }
@@ -919,16 +954,33 @@ mod tests {
         );
         assert_eq!(
             is_qualified_name("example.com/"),
-            vec!["name part must be non-empty".to_owned(), NAME_PART_MSG.to_owned()]
+            vec![
+                "name part must be non-empty".to_owned(),
+                NAME_PART_MSG.to_owned()
+            ]
         );
-        assert_eq!(is_qualified_name(""), vec!["name part must be non-empty".to_owned(), NAME_PART_MSG.to_owned()]);
-        for bad in ["nospecialchars%^=@", "cantendwithadash-", "-cantstartwithadash", "only/one/slash", "a b"] {
+        assert_eq!(
+            is_qualified_name(""),
+            vec![
+                "name part must be non-empty".to_owned(),
+                NAME_PART_MSG.to_owned()
+            ]
+        );
+        for bad in [
+            "nospecialchars%^=@",
+            "cantendwithadash-",
+            "-cantstartwithadash",
+            "only/one/slash",
+            "a b",
+        ] {
             assert!(!is_qualified_name(bad).is_empty(), "{bad:?}");
         }
         assert_eq!(is_qualified_name("a b"), vec![NAME_PART_MSG]);
         assert_eq!(
             is_qualified_name("a/b/c"),
-            vec!["a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
+            vec![
+                "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+            ]
         );
         assert_eq!(
             is_qualified_name(&"a".repeat(64)),
@@ -938,10 +990,26 @@ mod tests {
 
     #[test]
     fn label_values() {
-        for ok in ["", "simple", "now-with-dashes", "1-starts-with-num", "end-with-num-1", "1234", "a_b.c-d", &"a".repeat(63)] {
+        for ok in [
+            "",
+            "simple",
+            "now-with-dashes",
+            "1-starts-with-num",
+            "end-with-num-1",
+            "1234",
+            "a_b.c-d",
+            &"a".repeat(63),
+        ] {
             assert!(is_valid_label_value(ok).is_empty(), "{ok:?}");
         }
-        for bad in ["nospecialchars%^=@", "Tama-nui-te-rā.Atua-o-Māui", "-starts", "ends-", "a b", "a/b"] {
+        for bad in [
+            "nospecialchars%^=@",
+            "Tama-nui-te-rā.Atua-o-Māui",
+            "-starts",
+            "ends-",
+            "a b",
+            "a/b",
+        ] {
             assert_eq!(is_valid_label_value(bad), vec![LABEL_VALUE_MSG], "{bad:?}");
         }
         assert_eq!(
@@ -955,24 +1023,69 @@ mod tests {
         assert!(is_valid_port_num(1).is_empty());
         assert!(is_valid_port_num(65535).is_empty());
         for bad in [0, -1, 65536, i64::MAX] {
-            assert_eq!(is_valid_port_num(bad), vec!["must be between 1 and 65535, inclusive"]);
+            assert_eq!(
+                is_valid_port_num(bad),
+                vec!["must be between 1 and 65535, inclusive"]
+            );
         }
-        for ok in ["telnet", "re-mail-ck", "pop3", "a", "a-1", "1-a", "a-1-b-2-c", "1-a-2-b-3", "http"] {
+        for ok in [
+            "telnet",
+            "re-mail-ck",
+            "pop3",
+            "a",
+            "a-1",
+            "1-a",
+            "a-1-b-2-c",
+            "1-a-2-b-3",
+            "http",
+        ] {
             assert!(is_valid_port_name(ok).is_empty(), "{ok:?}");
         }
         let cases: &[(&str, &[&str])] = &[
-            ("", &["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)", "must contain at least one letter (a-z)"]),
-            ("longerthan15characters", &["must be no more than 15 characters"]),
+            (
+                "",
+                &[
+                    "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+                    "must contain at least one letter (a-z)",
+                ],
+            ),
+            (
+                "longerthan15characters",
+                &["must be no more than 15 characters"],
+            ),
             ("12345", &["must contain at least one letter (a-z)"]),
-            ("Upper", &["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"]),
+            (
+                "Upper",
+                &["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"],
+            ),
             ("a--b", &["must not contain consecutive hyphens"]),
             ("-begin", &["must not begin or end with a hyphen"]),
             ("end-", &["must not begin or end with a hyphen"]),
-            ("a_b", &["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"]),
+            (
+                "a_b",
+                &["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"],
+            ),
         ];
         for (name, want) in cases {
             assert_eq!(is_valid_port_name(name), *want, "{name:?}");
         }
+    }
+
+    #[test]
+    fn config_map_keys() {
+        for ok in ["a", "key.name", "KEY_NAME", "key-name", ".dotfile", "a..b"] {
+            assert!(is_config_map_key(ok).is_empty(), "{ok:?}");
+        }
+        let msg = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
+        assert_eq!(is_config_map_key("a b"), vec![msg]);
+        assert_eq!(is_config_map_key(""), vec![msg]);
+        assert_eq!(is_config_map_key("."), vec!["must not be '.'"]);
+        assert_eq!(is_config_map_key(".."), vec!["must not be '..'"]);
+        assert_eq!(is_config_map_key("..a"), vec!["must not start with '..'"]);
+        assert_eq!(
+            is_config_map_key(&"a".repeat(254)),
+            vec!["must be no more than 253 characters"]
+        );
     }
 
     #[test]
@@ -1014,12 +1127,18 @@ mod tests {
 
         let ok = BTreeMap::from([("Example.com/Key".to_owned(), "anything at all".to_owned())]);
         assert!(validate_annotations(&ok, "metadata.annotations").is_empty());
-        let big = BTreeMap::from([("k".to_owned(), "v".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES))]);
+        let big = BTreeMap::from([(
+            "k".to_owned(),
+            "v".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES),
+        )]);
         assert_eq!(
             validate_annotations(&big, "metadata.annotations").to_string(),
             "metadata.annotations: Too long: may not be more than 262144 bytes"
         );
-        let exact = BTreeMap::from([("k".to_owned(), "v".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES - 1))]);
+        let exact = BTreeMap::from([(
+            "k".to_owned(),
+            "v".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES - 1),
+        )]);
         assert!(validate_annotations(&exact, "metadata.annotations").is_empty());
     }
 
@@ -1039,11 +1158,19 @@ mod tests {
                 &format!("metadata.name: Invalid value: \"Foo\": {SUBDOMAIN_MSG}"),
             ),
             (
-                FieldError::invalid("spec.containers[0].ports[0].containerPort", 0i32, "must be between 1 and 65535, inclusive"),
+                FieldError::invalid(
+                    "spec.containers[0].ports[0].containerPort",
+                    0i32,
+                    "must be between 1 and 65535, inclusive",
+                ),
                 "spec.containers[0].ports[0].containerPort: Invalid value: 0: must be between 1 and 65535, inclusive",
             ),
             (
-                FieldError::not_supported("spec.restartPolicy", "X", &["Always", "OnFailure", "Never"]),
+                FieldError::not_supported(
+                    "spec.restartPolicy",
+                    "X",
+                    &["Always", "OnFailure", "Never"],
+                ),
                 "spec.restartPolicy: Unsupported value: \"X\": supported values: \"Always\", \"OnFailure\", \"Never\"",
             ),
             (
@@ -1051,7 +1178,10 @@ mod tests {
                 "spec.containers[1].name: Duplicate value: \"web\"",
             ),
             (
-                FieldError::forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`"),
+                FieldError::forbidden(
+                    "spec",
+                    "pod updates may not change fields other than `spec.containers[*].image`",
+                ),
                 "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`",
             ),
             (
@@ -1092,13 +1222,19 @@ mod tests {
             two.invalid_message(&qualified_kind("apps", "Deployment"), "x"),
             "Deployment.apps \"x\" is invalid: [spec.containers: Required value, metadata.name: Invalid value: \"Foo\": bad]"
         );
-        assert_eq!(FieldErrors::new().invalid_message("Pod", "x"), "Pod \"x\" is invalid");
+        assert_eq!(
+            FieldErrors::new().invalid_message("Pod", "x"),
+            "Pod \"x\" is invalid"
+        );
         assert_eq!(qualified_kind("", "Pod"), "Pod");
 
         let causes = two.status_causes();
         assert_eq!(causes.len(), 3);
         assert_eq!(causes[1].field.as_deref(), Some("metadata.name"));
-        assert_eq!(causes[1].message.as_deref(), Some("Invalid value: \"Foo\": bad"));
+        assert_eq!(
+            causes[1].message.as_deref(),
+            Some("Invalid value: \"Foo\": bad")
+        );
         assert_eq!(causes[1].reason.as_deref(), Some("FieldValueInvalid"));
         assert!(FieldErrors::new().into_result().is_ok());
         assert!(two.into_result().is_err());

@@ -65,7 +65,8 @@ impl FieldFilter {
         };
         let selector = FieldSelector::parse(raw)
             .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
-        for field in selector.fields() {
+        for req in selector.requirements() {
+            let field = req.field();
             let known = matches!(field, "metadata.name" | "metadata.namespace")
                 || extra_fields(info.kind).contains(&field);
             if !known {

@@ -30,6 +30,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 use wasmkube_api::registry::{RESOURCES, ResourceInfo, SchemaFn, Subresource, group_versions};
 
+use self::ParamType::{Boolean, Integer, String as Str};
+
 /// The `/openapi/v3` discovery document: one entry per group/version, each pointing at its
 /// document with a content hash so clients can cache it forever.
 pub fn v3_index() -> Value {
@@ -348,7 +350,7 @@ fn catalog(dialect: Dialect) -> Map<String, Value> {
         // merge code follows `allOf[0]`.
         for value in definitions.values_mut() {
             if let Ok(schema) = <&mut Schema>::try_from(value) {
-                RemoveRefSiblings.transform(schema);
+                RemoveRefSiblings::default().transform(schema);
             }
         }
     }
@@ -461,15 +463,16 @@ fn add_patch_extensions(definitions: &mut Map<String, Value>) {
 
 /// The strategic-merge metadata of one field: (`"merge"`, `"retainKeys"` or
 /// `"merge,retainKeys"`, merge key).
-fn patch_extensions(
-    definition: &str,
-    field: &str,
-) -> Option<(&'static str, Option<&'static str>)> {
+fn patch_extensions(definition: &str, field: &str) -> Option<(&'static str, Option<&'static str>)> {
     wasmkube_api::patch_meta::patch_extensions(definition, field)
 }
 
 /// The definitions `root` references, directly or through other definitions.
-fn reachable(root: &Value, definitions: &Map<String, Value>, dialect: Dialect) -> Map<String, Value> {
+fn reachable(
+    root: &Value,
+    definitions: &Map<String, Value>,
+    dialect: Dialect,
+) -> Map<String, Value> {
     let mut seen = BTreeSet::new();
     let mut pending = Vec::new();
     collect_refs(root, dialect, &mut pending);
@@ -495,7 +498,9 @@ fn collect_refs(value: &Value, dialect: Dialect, out: &mut Vec<String>) {
         Value::Object(map) => {
             for (key, v) in map {
                 if key == "$ref" {
-                    if let Some(name) = v.as_str().and_then(|r| r.strip_prefix(dialect.ref_prefix()))
+                    if let Some(name) = v
+                        .as_str()
+                        .and_then(|r| r.strip_prefix(dialect.ref_prefix()))
                     {
                         out.push(name.to_string());
                     }
@@ -603,8 +608,6 @@ impl Param {
         }
     }
 }
-
-use ParamType::{Boolean, Integer, String as Str};
 
 const NAMESPACE: Param = Param::path(
     "namespace",
@@ -805,11 +808,8 @@ const EXEC_PARAMS: &[Param] = &[
     TTY,
 ];
 const ATTACH_PARAMS: &[Param] = &[CONTAINER, STDERR, STDIN, STDOUT, TTY];
-const PORT_FORWARD_PARAMS: &[Param] = &[Param::query(
-    "ports",
-    Integer,
-    "List of ports to forward.",
-)];
+const PORT_FORWARD_PARAMS: &[Param] =
+    &[Param::query("ports", Integer, "List of ports to forward.")];
 const PROXY_PARAMS: &[Param] = &[Param::query(
     "path",
     Str,
@@ -920,12 +920,9 @@ impl Op {
                     .iter()
                     .map(|t| (t.to_string(), json!({ "schema": dialect.reference(name) })))
                     .collect(),
-                Payload::Text => [(
-                    "*/*".to_string(),
-                    json!({ "schema": { "type": "string" } }),
-                )]
-                .into_iter()
-                .collect(),
+                Payload::Text => [("*/*".to_string(), json!({ "schema": { "type": "string" } }))]
+                    .into_iter()
+                    .collect(),
             };
             responses.insert(
                 code.to_string(),
@@ -936,7 +933,10 @@ impl Op {
         op.insert("responses".into(), Value::Object(responses));
         op.insert("tags".into(), json!([tag]));
         op.insert("x-kubernetes-action".into(), self.action.into());
-        op.insert("x-kubernetes-group-version-kind".into(), self.gvk.to_value());
+        op.insert(
+            "x-kubernetes-group-version-kind".into(),
+            self.gvk.to_value(),
+        );
         Value::Object(op)
     }
 
@@ -993,7 +993,10 @@ impl Op {
         op.insert("schemes".into(), json!(["https"]));
         op.insert("tags".into(), json!([tag]));
         op.insert("x-kubernetes-action".into(), self.action.into());
-        op.insert("x-kubernetes-group-version-kind".into(), self.gvk.to_value());
+        op.insert(
+            "x-kubernetes-group-version-kind".into(),
+            self.gvk.to_value(),
+        );
         Value::Object(op)
     }
 }
@@ -1325,7 +1328,8 @@ fn path_items(info: &ResourceInfo) -> Vec<PathItem> {
                 });
             }
             Subresource::Proxy => {
-                const METHODS: [&str; 7] = ["delete", "get", "head", "options", "patch", "post", "put"];
+                const METHODS: [&str; 7] =
+                    ["delete", "get", "head", "options", "patch", "post", "put"];
                 let ops = METHODS
                     .into_iter()
                     .map(|method| connect_op(&naming, info, method, &suffix, PROXY_PARAMS, ""))
@@ -1500,7 +1504,12 @@ mod tests {
         collect_refs(doc, dialect, &mut refs);
         let mut all = Vec::new();
         collect_all_refs(doc, &mut all);
-        assert_eq!(refs.len(), all.len(), "a $ref outside {}", dialect.ref_prefix());
+        assert_eq!(
+            refs.len(),
+            all.len(),
+            "a $ref outside {}",
+            dialect.ref_prefix()
+        );
         let defs = match dialect {
             Dialect::OpenApi3 => &doc["components"]["schemas"],
             Dialect::Swagger2 => &doc["definitions"],
@@ -1575,8 +1584,7 @@ mod tests {
         assert!(apps["components"]["schemas"]["io.k8s.api.autoscaling.v1.Scale"].is_object());
         let rbac = v3_doc("rbac.authorization.k8s.io", "v1");
         assert_eq!(
-            rbac["paths"]["/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}"]["get"]
-                ["operationId"],
+            rbac["paths"]["/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}"]["get"]["operationId"],
             "readRbacAuthorizationV1ClusterRole"
         );
     }
@@ -1604,10 +1612,35 @@ mod tests {
             (parse(&v2()), "/definitions"),
         ] {
             let containers = doc
-                .pointer(&format!("{path}/io.k8s.api.core.v1.PodSpec/properties/containers"))
+                .pointer(&format!(
+                    "{path}/io.k8s.api.core.v1.PodSpec/properties/containers"
+                ))
                 .expect("PodSpec.containers");
             assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
             assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+        }
+    }
+
+    #[test]
+    fn every_patch_strategy_of_a_served_type_is_published() {
+        let doc = parse(&v2());
+        for (ty, field, strategy, key) in wasmkube_api::patch_meta::PATCH_STRATEGIES {
+            // The table also covers kinds this server does not serve.
+            let Some(schema) = doc["definitions"].get(*ty) else {
+                continue;
+            };
+            let property = &schema["properties"][*field];
+            assert_eq!(
+                property["x-kubernetes-patch-strategy"], *strategy,
+                "{ty}.{field}"
+            );
+            assert_eq!(
+                property
+                    .get("x-kubernetes-patch-merge-key")
+                    .and_then(Value::as_str),
+                *key,
+                "{ty}.{field}"
+            );
         }
     }
 

@@ -196,7 +196,7 @@ impl Ctx<'_> {
             for kv in &page.items {
                 last_key = Some(kv.key.clone());
                 let obj = decode(kv)?;
-                if label_sel.matches(labels_of(&obj)) && field_sel.matches(&obj) {
+                if label_sel.matches(&labels_of(&obj)) && field_sel.matches(&obj) {
                     items.push(obj);
                     if limit.is_some_and(|l| items.len() >= l) {
                         break;
@@ -669,7 +669,7 @@ impl Ctx<'_> {
         let mut deleted = Vec::new();
         for kv in &page.items {
             let obj = decode(kv)?;
-            if !(label_sel.matches(labels_of(&obj)) && field_sel.matches(&obj)) {
+            if !(label_sel.matches(&labels_of(&obj)) && field_sel.matches(&obj)) {
                 continue;
             }
             let name = objects::name_of(&obj).to_string();
@@ -962,7 +962,11 @@ fn scale_of(obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let selector = obj
         .pointer("/spec/selector")
-        .map(wasmkube_api::selector::label_selector_string)
+        .and_then(|s| {
+            serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>(s.clone()).ok()
+        })
+        .and_then(|s| wasmkube_api::selector::LabelSelector::try_from(&s).ok())
+        .map(|s| s.to_string())
         .unwrap_or_default();
     json!({
         "kind": "Scale",

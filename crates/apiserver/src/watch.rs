@@ -101,7 +101,7 @@ pub async fn serve(
                 "too old resource version: {requested} ({compacted})"
             ));
             return Ok(stream_response(futures::stream::once(async move {
-                line("ERROR", err.to_status())
+                Ok::<Bytes, Infallible>(line("ERROR", err.to_status()))
             })
             .boxed()));
         }
@@ -125,7 +125,7 @@ pub async fn serve(
             line(kind, obj)
         };
         for obj in initial_items {
-            if label_sel.matches(labels_of(&obj)) && field_sel.matches(&obj) {
+            if label_sel.matches(&labels_of(&obj)) && field_sel.matches(&obj) {
                 yield Ok::<Bytes, Infallible>(encode("ADDED", obj));
             }
         }
@@ -167,9 +167,9 @@ pub async fn serve(
                 continue;
             }
             let Ok(obj) = decode_bytes(&ev.value, ev.revision) else { continue };
-            let matches_now = label_sel.matches(labels_of(&obj)) && field_sel.matches(&obj);
+            let matches_now = label_sel.matches(&labels_of(&obj)) && field_sel.matches(&obj);
             let matched_before = ev.prev_value.as_ref().and_then(|p| decode_bytes(p, ev.revision).ok())
-                .map(|p| label_sel.matches(labels_of(&p)) && field_sel.matches(&p));
+                .map(|p| label_sel.matches(&labels_of(&p)) && field_sel.matches(&p));
             let kind = match ev.kind {
                 EventKind::Delete => if matches_now { "DELETED" } else { continue },
                 EventKind::Put => match (matched_before, matches_now) {

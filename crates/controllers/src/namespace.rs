@@ -9,7 +9,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::discovery::ApiResource;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use tokio_util::sync::CancellationToken;
 use wasmkube_api::registry::{RESOURCES, ResourceInfo};
 
@@ -86,11 +86,8 @@ async fn finalize(client: &kube::Client, mut ns: Namespace) -> Result<(), Error>
                 .collect(),
         );
     }
-    let body = serde_json::to_vec(&ns).map_err(|e| {
-        Error::Finalize(name.clone(), kube::Error::SerdeError(e))
-    })?;
     match api
-        .replace_subresource("finalize", &name, &PostParams::default(), body)
+        .replace_subresource("finalize", &name, &PostParams::default(), &ns)
         .await
     {
         Ok(_) => Ok(()),

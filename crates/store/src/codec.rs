@@ -112,7 +112,10 @@ pub(crate) fn decode_event(revision: u64, bytes: &[u8]) -> Result<Event, CodecEr
     let value = Bytes::copy_from_slice(reader.chunk()?);
     let (kind, prev_value) = match tag {
         TAG_CREATE => (EventKind::Put, None),
-        TAG_UPDATE => (EventKind::Put, Some(Bytes::copy_from_slice(reader.chunk()?))),
+        TAG_UPDATE => (
+            EventKind::Put,
+            Some(Bytes::copy_from_slice(reader.chunk()?)),
+        ),
         _ => (EventKind::Delete, Some(value.clone())),
     };
     Ok(Event {
@@ -216,7 +219,10 @@ mod tests {
     fn damaged_bytes_are_errors_not_panics() -> Result<(), CodecError> {
         let bytes = encode_event(&event(EventKind::Put, Some(b"old")))?;
         for len in 0..bytes.len() {
-            assert!(decode_event(1, &bytes[..len]).is_err(), "prefix of {len} bytes");
+            assert!(
+                decode_event(1, &bytes[..len]).is_err(),
+                "prefix of {len} bytes"
+            );
         }
         assert!(matches!(
             decode_event(1, &[9, 0, 0, 0, 0]),

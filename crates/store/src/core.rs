@@ -211,7 +211,11 @@ impl<E: Engine> Core<E> {
         }
     }
 
-    pub(crate) async fn watch(&self, prefix: &str, from_revision: u64) -> Result<WatchStream, Error> {
+    pub(crate) async fn watch(
+        &self,
+        prefix: &str,
+        from_revision: u64,
+    ) -> Result<WatchStream, Error> {
         self.shared.check_open()?;
         watch::start(&self.shared, prefix, from_revision).await
     }

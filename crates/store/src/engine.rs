@@ -56,8 +56,11 @@ pub(crate) trait ReadTxn {
         visit: &mut dyn FnMut(&str, Record) -> Visit,
     ) -> Result<(), Error>;
     /// Visits log entries with revision > `after`, in revision order.
-    fn scan_log(&self, after: u64, visit: &mut dyn FnMut(&dyn LogEntry) -> Visit)
-    -> Result<(), Error>;
+    fn scan_log(
+        &self,
+        after: u64,
+        visit: &mut dyn FnMut(&dyn LogEntry) -> Visit,
+    ) -> Result<(), Error>;
 }
 
 /// An atomic write transaction. Nothing is visible to readers before the engine commits it,
@@ -141,11 +144,7 @@ pub(crate) struct EventPage {
 /// Fails with [`Error::Compacted`] if events after `after` have already been dropped: the
 /// compacted revision is read from the same snapshot as the log, so a concurrent compaction
 /// cannot slip in between the check and the read.
-pub(crate) fn event_page(
-    txn: &dyn ReadTxn,
-    prefix: &str,
-    after: u64,
-) -> Result<EventPage, Error> {
+pub(crate) fn event_page(txn: &dyn ReadTxn, prefix: &str, after: u64) -> Result<EventPage, Error> {
     let compacted = txn.compacted()?;
     if after < compacted {
         return Err(Error::Compacted {

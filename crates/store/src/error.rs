@@ -52,7 +52,9 @@ pub enum Error {
     Closed,
 
     /// The stored data was written by a format this build does not read.
-    #[error("stored format version {found} is not supported (this build reads version {supported})")]
+    #[error(
+        "stored format version {found} is not supported (this build reads version {supported})"
+    )]
     UnsupportedFormat {
         /// The format version recorded in the data.
         found: u64,

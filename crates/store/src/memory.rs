@@ -117,10 +117,7 @@ impl ReadTxn for State {
         from: Bound<&str>,
         visit: &mut dyn FnMut(&str, Record) -> Visit,
     ) -> Result<(), Error> {
-        for (key, record) in self
-            .keys
-            .range::<str, _>((from, Bound::Unbounded))
-        {
+        for (key, record) in self.keys.range::<str, _>((from, Bound::Unbounded)) {
             if visit(key, record.clone())?.is_break() {
                 break;
             }

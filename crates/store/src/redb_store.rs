@@ -56,7 +56,10 @@ impl RedbStore {
     }
 
     /// Opens the store at `path` with non-default tuning.
-    pub fn open_with_options(path: impl AsRef<Path>, options: &StoreOptions) -> Result<Self, Error> {
+    pub fn open_with_options(
+        path: impl AsRef<Path>,
+        options: &StoreOptions,
+    ) -> Result<Self, Error> {
         let path = path.as_ref();
         let engine = RedbEngine::open(path)?;
         Ok(RedbStore {
@@ -121,8 +124,7 @@ impl RedbEngine {
                     });
                 }
                 None if fresh => {
-                    for (name, value) in [(FORMAT, FORMAT_VERSION), (REVISION, 0), (COMPACTED, 0)]
-                    {
+                    for (name, value) in [(FORMAT, FORMAT_VERSION), (REVISION, 0), (COMPACTED, 0)] {
                         meta.insert(name, value)
                             .map_err(Error::backend_fn("write the metadata"))?;
                     }

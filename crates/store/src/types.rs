@@ -89,6 +89,20 @@ pub struct StoreOptions {
     pub max_batch: usize,
 }
 
+impl StoreOptions {
+    /// Sets [`StoreOptions::watch_buffer`] (at least 1).
+    pub fn with_watch_buffer(mut self, events: usize) -> Self {
+        self.watch_buffer = events;
+        self
+    }
+
+    /// Sets [`StoreOptions::max_batch`] (at least 1).
+    pub fn with_max_batch(mut self, requests: usize) -> Self {
+        self.max_batch = requests;
+        self
+    }
+}
+
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {

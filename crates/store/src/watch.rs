@@ -52,7 +52,9 @@ pub(crate) async fn start<E: Engine>(
         phase: Phase::Replay,
     };
     watcher.read_page(Arc::clone(&shared.engine)).await?;
-    Ok(futures::stream::unfold(watcher, Watcher::next).fuse().boxed())
+    Ok(futures::stream::unfold(watcher, Watcher::next)
+        .fuse()
+        .boxed())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +102,11 @@ impl<E: Engine> Watcher<E> {
                 Phase::Live => match self.receiver.recv().await {
                     Ok(event) => self.follow(&event),
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::debug!(missed, position = self.position, "watch lagged, replaying");
+                        tracing::debug!(
+                            missed,
+                            position = self.position,
+                            "watch lagged, replaying"
+                        );
                         self.phase = Phase::Replay;
                     }
                     Err(RecvError::Closed) => return None,

@@ -58,7 +58,10 @@ pub(crate) type Reply = oneshot::Sender<Result<Applied, Error>>;
 /// What travels through the writer's queue.
 #[derive(Debug)]
 pub(crate) enum Request {
-    Op { op: Op, reply: Reply },
+    Op {
+        op: Op,
+        reply: Reply,
+    },
     /// Finish what is queued before this, then stop.
     Shutdown,
 }
@@ -233,7 +236,14 @@ fn apply(
                 mod_revision: state.revision + 1,
                 value: value.clone(),
             };
-            write(txn, state, key, &record, EventKind::Put, Some(current.value))
+            write(
+                txn,
+                state,
+                key,
+                &record,
+                EventKind::Put,
+                Some(current.value),
+            )
         }
         Op::Delete { key, expected } => {
             let Some(current) = txn.get(key)? else {
@@ -298,5 +308,7 @@ fn write(
     txn.append(&event)?;
     state.revision = revision;
     state.events.push(event);
-    Ok(Ok(Applied::Write(record.clone().into_key_value(key.to_owned()))))
+    Ok(Ok(Applied::Write(
+        record.clone().into_key_value(key.to_owned()),
+    )))
 }
