@@ -1349,16 +1349,13 @@ pub fn create_two_way_merge_patch<S: LookupPatchMeta>(
     modified: &Value,
     schema: &S,
 ) -> Result<Value, PatchError> {
-    let (Value::Object(original), Value::Object(modified)) = (original, modified) else {
-        return Err(PatchError::NotAnObject {
-            what: "the original and modified objects",
-        });
-    };
+    let original = object_or_empty(original, "the original object")?;
+    let modified = object_or_empty(modified, "the modified object")?;
     let options = DiffOptions {
         set_element_order: true,
         ..DiffOptions::default()
     };
-    diff_maps(original, modified, schema, options, &Path::Root).map(Value::Object)
+    diff_maps(&original, &modified, schema, options, &Path::Root).map(Value::Object)
 }
 
 /// Computes the patch `kubectl apply` sends (Kubernetes' `CreateThreeWayMergePatch` with
@@ -1371,16 +1368,12 @@ pub fn create_three_way_merge_patch<S: LookupPatchMeta>(
     current: &Value,
     schema: &S,
 ) -> Result<Value, PatchError> {
-    let (Value::Object(last_applied), Value::Object(modified), Value::Object(current)) =
-        (last_applied, modified, current)
-    else {
-        return Err(PatchError::NotAnObject {
-            what: "the last-applied, modified and current objects",
-        });
-    };
+    let last_applied = object_or_empty(last_applied, "the last-applied configuration")?;
+    let modified = object_or_empty(modified, "the modified object")?;
+    let current = object_or_empty(current, "the current object")?;
     let delta = diff_maps(
-        current,
-        modified,
+        &current,
+        &modified,
         schema,
         DiffOptions {
             ignore_deletions: true,
@@ -1390,8 +1383,8 @@ pub fn create_three_way_merge_patch<S: LookupPatchMeta>(
         &Path::Root,
     )?;
     let deletions = diff_maps(
-        last_applied,
-        modified,
+        &last_applied,
+        &modified,
         schema,
         DiffOptions {
             set_element_order: true,
@@ -1408,6 +1401,18 @@ pub fn create_three_way_merge_patch<S: LookupPatchMeta>(
         &Path::Root,
     )
     .map(Value::Object)
+}
+
+/// The object itself; `null` (no document, e.g. no last-applied annotation yet) as `{}`.
+fn object_or_empty<'v>(
+    value: &'v Value,
+    what: &'static str,
+) -> Result<Cow<'v, Object>, PatchError> {
+    match value {
+        Value::Object(map) => Ok(Cow::Borrowed(map)),
+        Value::Null => Ok(Cow::Owned(Object::new())),
+        _ => Err(PatchError::NotAnObject { what }),
+    }
 }
 
 /// Kubernetes' `diffMaps`.
@@ -2576,6 +2581,27 @@ mod tests {
             err.to_string(),
             "a strategic merge patch must be a JSON object"
         );
+    }
+
+    #[test]
+    fn computing_patches_needs_objects() {
+        let schema = TestSchema::MergeItem;
+        let modified = json!({"name": 1});
+        // No last-applied configuration yet: everything in `modified` is an addition.
+        assert_eq!(
+            create_three_way_merge_patch(&Value::Null, &modified, &json!({"other": 2}), &schema)
+                .expect("patch"),
+            json!({"name": 1})
+        );
+        assert_eq!(
+            create_two_way_merge_patch(&Value::Null, &modified, &schema).expect("patch"),
+            json!({"name": 1})
+        );
+        let err = create_two_way_merge_patch(&json!([1]), &modified, &schema).expect_err("list");
+        assert_eq!(err.to_string(), "the original object must be a JSON object");
+        let err = create_three_way_merge_patch(&json!({}), &modified, &json!("x"), &schema)
+            .expect_err("string");
+        assert_eq!(err.to_string(), "the current object must be a JSON object");
     }
 
     #[test]

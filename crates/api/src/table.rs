@@ -226,6 +226,8 @@ impl Printer {
         }
     }
 
+    // Each list is a named `const`: calls to `col`/`wide` are not promoted to `'static` on their
+    // own, but in a const item they are evaluated at compile time.
     fn columns(self) -> &'static [Column] {
         match self {
             Printer::Pod => {

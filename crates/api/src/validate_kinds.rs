@@ -61,25 +61,23 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<Fi
             }
         }
         "Lease" => {
-            if let Some(d) = obj.pointer("/spec/leaseDurationSeconds").and_then(Value::as_i64) {
-                if d <= 0 {
+            if let Some(d) = obj.pointer("/spec/leaseDurationSeconds").and_then(Value::as_i64)
+                && d <= 0 {
                     errs.push((
                         "spec.leaseDurationSeconds".into(),
                         invalid(&d.to_string(), "must be greater than 0"),
                     ));
                 }
-            }
         }
         "HorizontalPodAutoscaler" => hpa(obj, &mut errs),
-        "PersistentVolumeClaim" => {
+        "PersistentVolumeClaim"
             if obj
                 .pointer("/spec/accessModes")
                 .and_then(Value::as_array)
                 .is_none_or(|a| a.is_empty())
-            {
+            => {
                 required(&mut errs, "spec.accessModes");
             }
-        }
         "ResourceQuota" => quantities(obj.pointer("/spec/hard"), "spec.hard", &mut errs),
         _ => {}
     }
@@ -225,41 +223,36 @@ fn pod_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
             container(c, &format!("{path}.initContainers[{i}]"), &mut names, &volumes, errs);
         }
     }
-    if let Some(rp) = spec.get("restartPolicy").and_then(Value::as_str) {
-        if !matches!(rp, "Always" | "OnFailure" | "Never") {
+    if let Some(rp) = spec.get("restartPolicy").and_then(Value::as_str)
+        && !matches!(rp, "Always" | "OnFailure" | "Never") {
             errs.push((
                 format!("{path}.restartPolicy"),
                 format!("Unsupported value: {rp:?}: supported values: \"Always\", \"OnFailure\", \"Never\""),
             ));
         }
-    }
-    if let Some(dp) = spec.get("dnsPolicy").and_then(Value::as_str) {
-        if !matches!(dp, "ClusterFirstWithHostNet" | "ClusterFirst" | "Default" | "None") {
+    if let Some(dp) = spec.get("dnsPolicy").and_then(Value::as_str)
+        && !matches!(dp, "ClusterFirstWithHostNet" | "ClusterFirst" | "Default" | "None") {
             errs.push((
                 format!("{path}.dnsPolicy"),
                 format!("Unsupported value: {dp:?}: supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\""),
             ));
         }
-    }
     if let Some(g) = spec
         .get("terminationGracePeriodSeconds")
         .and_then(Value::as_i64)
-    {
-        if g < 0 {
+        && g < 0 {
             errs.push((
                 format!("{path}.terminationGracePeriodSeconds"),
                 format!("Invalid value: {g}: must be greater than or equal to 0"),
             ));
         }
-    }
-    if let Some(d) = spec.get("activeDeadlineSeconds").and_then(Value::as_i64) {
-        if d <= 0 {
+    if let Some(d) = spec.get("activeDeadlineSeconds").and_then(Value::as_i64)
+        && d <= 0 {
             errs.push((
                 format!("{path}.activeDeadlineSeconds"),
                 format!("Invalid value: {d}: must be greater than 0"),
             ));
         }
-    }
     let mut seen_vols = BTreeSet::new();
     if let Some(vs) = spec.get("volumes").and_then(Value::as_array) {
         for (i, vol) in vs.iter().enumerate() {
@@ -313,14 +306,13 @@ fn container(
     {
         required(errs, &format!("{path}.image"));
     }
-    if let Some(p) = c.get("imagePullPolicy").and_then(Value::as_str) {
-        if !matches!(p, "Always" | "IfNotPresent" | "Never") {
+    if let Some(p) = c.get("imagePullPolicy").and_then(Value::as_str)
+        && !matches!(p, "Always" | "IfNotPresent" | "Never") {
             errs.push((
                 format!("{path}.imagePullPolicy"),
                 format!("Unsupported value: {p:?}: supported values: \"Always\", \"IfNotPresent\", \"Never\""),
             ));
         }
-    }
     let mut port_names = BTreeSet::new();
     if let Some(ports) = c.get("ports").and_then(Value::as_array) {
         for (i, p) in ports.iter().enumerate() {
@@ -333,13 +325,12 @@ fn container(
                 }
                 None => required(errs, &format!("{field}.containerPort")),
             }
-            if let Some(n) = p.get("hostPort").and_then(Value::as_i64) {
-                if n != 0 {
+            if let Some(n) = p.get("hostPort").and_then(Value::as_i64)
+                && n != 0 {
                     for m in v::is_valid_port_num(n) {
                         errs.push((format!("{field}.hostPort"), format!("Invalid value: {n}: {m}")));
                     }
                 }
-            }
             if let Some(pn) = p.get("name").and_then(Value::as_str) {
                 for m in v::is_valid_port_name(pn) {
                     errs.push((format!("{field}.name"), invalid(pn, &m)));
@@ -348,14 +339,13 @@ fn container(
                     errs.push((format!("{field}.name"), format!("Duplicate value: {pn:?}")));
                 }
             }
-            if let Some(proto) = p.get("protocol").and_then(Value::as_str) {
-                if !matches!(proto, "TCP" | "UDP" | "SCTP") {
+            if let Some(proto) = p.get("protocol").and_then(Value::as_str)
+                && !matches!(proto, "TCP" | "UDP" | "SCTP") {
                     errs.push((
                         format!("{field}.protocol"),
                         format!("Unsupported value: {proto:?}: supported values: \"SCTP\", \"TCP\", \"UDP\""),
                     ));
                 }
-            }
         }
     }
     if let Some(env) = c.get("env").and_then(Value::as_array) {
@@ -548,14 +538,13 @@ fn workload(kind: &str, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldEr
         required(errs, "spec");
         return;
     };
-    if let Some(r) = spec.get("replicas").and_then(Value::as_i64) {
-        if r < 0 {
+    if let Some(r) = spec.get("replicas").and_then(Value::as_i64)
+        && r < 0 {
             errs.push((
                 "spec.replicas".into(),
                 format!("Invalid value: {r}: must be greater than or equal to 0"),
             ));
         }
-    }
     let selector_value = spec.get("selector");
     if selector_value.is_none_or(Value::is_null) {
         required(errs, "spec.selector");
@@ -585,21 +574,19 @@ fn workload(kind: &str, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldEr
     match template.and_then(|t| t.get("spec")) {
         Some(ps) => {
             pod_spec(ps, "spec.template.spec", errs);
-            if matches!(kind, "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet") {
-                if let Some(rp) = ps.get("restartPolicy").and_then(Value::as_str) {
-                    if rp != "Always" {
+            if matches!(kind, "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet")
+                && let Some(rp) = ps.get("restartPolicy").and_then(Value::as_str)
+                    && rp != "Always" {
                         errs.push((
                             "spec.template.spec.restartPolicy".into(),
                             format!("Unsupported value: {rp:?}: supported values: \"Always\""),
                         ));
                     }
-                }
-            }
         }
         None => required(errs, "spec.template"),
     }
-    if kind == "Deployment" {
-        if let Some(strategy) = spec.get("strategy") {
+    if kind == "Deployment"
+        && let Some(strategy) = spec.get("strategy") {
             let t = strategy.get("type").and_then(Value::as_str).unwrap_or("");
             if !matches!(t, "RollingUpdate" | "Recreate") {
                 errs.push((
@@ -620,14 +607,13 @@ fn workload(kind: &str, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldEr
                     _ => false,
                 };
                 for f in ["maxSurge", "maxUnavailable"] {
-                    if let Some(val) = ru.get(f) {
-                        if !int_or_percent_ok(val) {
+                    if let Some(val) = ru.get(f)
+                        && !int_or_percent_ok(val) {
                             errs.push((
                                 format!("spec.strategy.rollingUpdate.{f}"),
                                 format!("Invalid value: {val}: must be an integer or percentage (e.g '5%')"),
                             ));
                         }
-                    }
                 }
                 if zero(ru.get("maxSurge")) && zero(ru.get("maxUnavailable")) {
                     errs.push((
@@ -637,9 +623,8 @@ fn workload(kind: &str, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldEr
                 }
             }
         }
-    }
-    if let Some(old) = old {
-        if old.pointer("/spec/selector") != spec.get("selector") {
+    if let Some(old) = old
+        && old.pointer("/spec/selector") != spec.get("selector") {
             errs.push((
                 "spec.selector".into(),
                 format!(
@@ -648,7 +633,6 @@ fn workload(kind: &str, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldEr
                 ),
             ));
         }
-    }
 }
 
 fn int_or_percent_ok(v: &Value) -> bool {
@@ -667,14 +651,13 @@ fn job(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
         return;
     };
     for f in ["parallelism", "completions", "backoffLimit"] {
-        if let Some(n) = spec.get(f).and_then(Value::as_i64) {
-            if n < 0 {
+        if let Some(n) = spec.get(f).and_then(Value::as_i64)
+            && n < 0 {
                 errs.push((
                     format!("spec.{f}"),
                     format!("Invalid value: {n}: must be greater than or equal to 0"),
                 ));
             }
-        }
     }
     match spec.pointer("/template/spec") {
         Some(ps) => {
@@ -683,20 +666,19 @@ fn job(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
             if !matches!(rp, "OnFailure" | "Never") {
                 errs.push((
                     "spec.template.spec.restartPolicy".into(),
-                    format!("Required value: valid values: \"OnFailure\", \"Never\""),
+                    "Required value: valid values: \"OnFailure\", \"Never\"".to_string(),
                 ));
             }
         }
         None => required(errs, "spec.template"),
     }
-    if let Some(old) = old {
-        if old.pointer("/spec/template") != spec.get("template") {
+    if let Some(old) = old
+        && old.pointer("/spec/template") != spec.get("template") {
             errs.push((
                 "spec.template".into(),
                 "Invalid value: field is immutable".into(),
             ));
         }
-    }
 }
 
 fn cron_job(obj: &Value, errs: &mut Vec<FieldError>) {
@@ -709,14 +691,13 @@ fn cron_job(obj: &Value, errs: &mut Vec<FieldError>) {
             invalid(schedule, "unparseable cron expression"),
         ));
     }
-    if let Some(cp) = str_at(obj, "/spec/concurrencyPolicy") {
-        if !matches!(cp, "Allow" | "Forbid" | "Replace") {
+    if let Some(cp) = str_at(obj, "/spec/concurrencyPolicy")
+        && !matches!(cp, "Allow" | "Forbid" | "Replace") {
             errs.push((
                 "spec.concurrencyPolicy".into(),
                 format!("Unsupported value: {cp:?}: supported values: \"Allow\", \"Forbid\", \"Replace\""),
             ));
         }
-    }
     match obj.pointer("/spec/jobTemplate/spec/template/spec") {
         Some(ps) => pod_spec(ps, "spec.jobTemplate.spec.template.spec", errs),
         None => required(errs, "spec.jobTemplate.spec.template"),
@@ -814,14 +795,13 @@ fn service(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
             }
             _ => {}
         }
-        if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
-            if np != 0 && ty == "ClusterIP" {
+        if let Some(np) = p.get("nodePort").and_then(Value::as_i64)
+            && np != 0 && ty == "ClusterIP" {
                 errs.push((
                     format!("{field}.nodePort"),
-                    format!("Forbidden: may not be used when `type` is 'ClusterIP'"),
+                    "Forbidden: may not be used when `type` is 'ClusterIP'".to_string(),
                 ));
             }
-        }
     }
     if let Some(sel) = spec.get("selector").and_then(Value::as_object) {
         for (k, val) in sel {
@@ -833,14 +813,13 @@ fn service(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
             }
         }
     }
-    if let Some(sa) = spec.get("sessionAffinity").and_then(Value::as_str) {
-        if !matches!(sa, "None" | "ClientIP") {
+    if let Some(sa) = spec.get("sessionAffinity").and_then(Value::as_str)
+        && !matches!(sa, "None" | "ClientIP") {
             errs.push((
                 "spec.sessionAffinity".into(),
                 format!("Unsupported value: {sa:?}: supported values: \"ClientIP\", \"None\""),
             ));
         }
-    }
     if let Some(old) = old {
         let old_ip = str_at(old, "/spec/clusterIP").unwrap_or("");
         let new_ip = spec.get("clusterIP").and_then(Value::as_str).unwrap_or("");
@@ -896,11 +875,10 @@ fn ingress(obj: &Value, errs: &mut Vec<FieldError>) {
                     format!("Unsupported value: {t:?}: supported values: \"Exact\", \"ImplementationSpecific\", \"Prefix\""),
                 )),
             }
-            if let Some(path) = p.get("path").and_then(Value::as_str) {
-                if !path.starts_with('/') {
+            if let Some(path) = p.get("path").and_then(Value::as_str)
+                && !path.starts_with('/') {
                     errs.push((format!("{field}.path"), invalid(path, "must be an absolute path")));
                 }
-            }
             if p.get("backend").is_none() {
                 required(errs, &format!("{field}.backend"));
             }

@@ -154,6 +154,11 @@ pub fn carry_metadata(info: &ResourceInfo, old: &Value, new: &mut Value) {
             };
         }
         meta.remove("selfLink");
+        // Defaulting tells creates from updates by the presence of a resourceVersion (e.g. the
+        // namespace finalizer is added on create only), so an update always carries one.
+        if let Some(rv) = old_meta.get("resourceVersion") {
+            meta.insert("resourceVersion".into(), rv.clone());
+        }
         if tracks_generation(info) {
             let old_gen = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
             let next = if spec_changed { old_gen + 1 } else { old_gen };

@@ -316,11 +316,10 @@ impl Ctx<'_> {
             }
         }
         objects::stamp_new(info, &mut obj);
-        if info.has_status() {
-            if let Some(map) = obj.as_object_mut() {
+        if info.has_status()
+            && let Some(map) = obj.as_object_mut() {
                 map.remove("status");
             }
-        }
         wasmkube_api::defaults::apply_defaults(info, &mut obj);
         self.state.admission.on_create(info, &mut obj);
         let errors = wasmkube_api::validate_kinds::validate(info, &obj, None);
@@ -479,11 +478,10 @@ impl Ctx<'_> {
         let key = self.key(name);
         for _ in 0..UNCONDITIONAL_RETRIES {
             let kv = self.load(name).await?;
-            if let Some(want) = expected {
-                if want != kv.mod_revision {
+            if let Some(want) = expected
+                && want != kv.mod_revision {
                     return Err(ApiError::conflict(info, name));
                 }
-            }
             let current = decode(&kv)?;
             let mut next = build(&current)?;
             merge_parts(info, part, &current, &mut next);
@@ -567,15 +565,14 @@ impl Ctx<'_> {
                     ));
                 }
             }
-            if let Some(rv) = &opts.precondition_rv {
-                if *rv != kv.mod_revision.to_string() {
+            if let Some(rv) = &opts.precondition_rv
+                && *rv != kv.mod_revision.to_string() {
                     return Err(ApiError::conflict_message(
                         info,
                         name,
                         &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in meta: {}", kv.mod_revision),
                     ));
                 }
-            }
             let mut next = current.clone();
             let mut fins = finalizers(&current);
             let extra = match opts.propagation.as_deref() {
@@ -583,13 +580,12 @@ impl Ctx<'_> {
                 Some("Orphan") => Some("orphan"),
                 _ => None,
             };
-            if let Some(f) = extra {
-                if objects::meta_str(&current, "deletionTimestamp").is_none()
+            if let Some(f) = extra
+                && objects::meta_str(&current, "deletionTimestamp").is_none()
                     && !fins.iter().any(|x| x == f)
                 {
                     fins.push(f.to_string());
                 }
-            }
             let graceful = self.state.admission.grace_period(info, &current, opts.grace_period);
             let needs_wait = !fins.is_empty() || graceful.is_some();
             if !needs_wait {
@@ -780,15 +776,14 @@ impl Ctx<'_> {
                         "pod is being deleted, cannot be assigned to a host",
                     ));
                 }
-                if let Some(existing) = current.pointer("/spec/nodeName").and_then(Value::as_str) {
-                    if !existing.is_empty() {
+                if let Some(existing) = current.pointer("/spec/nodeName").and_then(Value::as_str)
+                    && !existing.is_empty() {
                         return Err(ApiError::conflict_message(
                             info,
                             name,
                             &format!("pod {name} is already assigned to node \"{existing}\""),
                         ));
                     }
-                }
                 let mut next = current.clone();
                 next["spec"]["nodeName"] = Value::String(node.clone());
                 Ok(next)
@@ -907,19 +902,17 @@ impl DeleteOptions {
                     .and_then(Value::as_str)
                     .map(str::to_string);
             }
-            if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
-                if d.iter().any(|x| x.as_str() == Some("All")) {
+            if let Some(d) = v.get("dryRun").and_then(Value::as_array)
+                && d.iter().any(|x| x.as_str() == Some("All")) {
                     opts.dry_run = true;
                 }
-            }
-            if let Some(o) = v.get("orphanDependents").and_then(Value::as_bool) {
-                if opts.propagation.is_none() {
+            if let Some(o) = v.get("orphanDependents").and_then(Value::as_bool)
+                && opts.propagation.is_none() {
                     opts.propagation = Some(if o { "Orphan" } else { "Background" }.into());
                 }
-            }
         }
-        if let Some(p) = &opts.propagation {
-            if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
+        if let Some(p) = &opts.propagation
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
                 return Err(ApiError::invalid(
                     deleteoptions_info(),
                     "",
@@ -929,14 +922,12 @@ impl DeleteOptions {
                     )],
                 ));
             }
-        }
-        if let Some(g) = opts.grace_period {
-            if g < 0 {
+        if let Some(g) = opts.grace_period
+            && g < 0 {
                 return Err(ApiError::bad_request(format!(
                     "gracePeriodSeconds: Invalid value: {g}: must be greater than or equal to 0"
                 )));
             }
-        }
         Ok(opts)
     }
 }
@@ -1081,10 +1072,9 @@ pub fn json_response(code: StatusCode, v: &Value) -> Response {
 }
 
 fn encode_response(accept: Accept, code: StatusCode, v: &Value) -> Response {
-    if accept == Accept::Yaml {
-        if let Ok(s) = serde_yaml_ng::to_string(v) {
+    if accept == Accept::Yaml
+        && let Ok(s) = serde_yaml_ng::to_string(v) {
             return (code, [("content-type", "application/yaml")], s).into_response();
         }
-    }
     json_response(code, v)
 }

@@ -66,7 +66,11 @@ pub async fn run(args: ApiResourcesArgs) -> anyhow::Result<ExitCode> {
             r.kind
         );
         if wide {
-            line.push_str(&format!("\t[{}]\t{}", r.verbs.join(" "), r.categories.join(",")));
+            line.push_str(&format!(
+                "\t[{}]\t{}",
+                r.verbs.join(" "),
+                r.categories.join(",")
+            ));
         }
         line.push('\n');
         w.write(&line);

@@ -81,7 +81,10 @@ impl Result {
 
 pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let format = OutputFormat::parse(args.output.as_deref())?;
-    if !matches!(format, OutputFormat::Default | OutputFormat::Name | OutputFormat::Yaml | OutputFormat::Json) {
+    if !matches!(
+        format,
+        OutputFormat::Default | OutputFormat::Name | OutputFormat::Yaml | OutputFormat::Json
+    ) {
         anyhow::bail!("apply supports -o name, yaml and json");
     }
     let items = manifest::read_sources(&args.filenames, args.recursive)?;
@@ -105,14 +108,23 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
                 match format {
                     OutputFormat::Name => outln!("{}", rt.object_ref(&name)),
                     OutputFormat::Yaml | OutputFormat::Json => printed.push(obj),
-                    _ => outln!("{} {}{}", rt.object_ref(&name), result.word(), args.dry_run.suffix()),
+                    _ => outln!(
+                        "{} {}{}",
+                        rt.object_ref(&name),
+                        result.word(),
+                        args.dry_run.suffix()
+                    ),
                 }
             }
             Err(e) => outcome.error(e),
         }
     }
     if !printed.is_empty() {
-        let doc = if printed.len() == 1 { printed.remove(0) } else { output::as_list(printed) };
+        let doc = if printed.len() == 1 {
+            printed.remove(0)
+        } else {
+            output::as_list(printed)
+        };
         match format {
             OutputFormat::Json => out!("{}", output::to_json(&doc)),
             _ => out!("{}", output::to_yaml(&doc)),
@@ -153,8 +165,16 @@ pub fn locate<'a>(
     discovery: &'a Discovery,
     m: &Manifest,
 ) -> std::result::Result<(&'a ResourceType, Option<String>, String), String> {
-    let api_version = m.object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    let kind = m.object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api_version = m
+        .object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = m
+        .object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let name = meta_str(&m.object, "name").to_string();
     let Some(rt) = discovery.for_kind(api_version, kind) else {
         return Err(format!(
@@ -165,7 +185,10 @@ pub fn locate<'a>(
     };
     let ns = target_namespace(rt, &m.object, session.namespace_flag(), session.namespace())?;
     if name.is_empty() {
-        return Err(format!("error: error when retrieving current configuration of {kind} from \"{}\": resource name may not be empty", m.source));
+        return Err(format!(
+            "error: error when retrieving current configuration of {kind} from \"{}\": resource name may not be empty",
+            m.source
+        ));
     }
     Ok((rt, ns, name))
 }
@@ -174,12 +197,15 @@ pub fn locate<'a>(
 /// annotation), serialised the way kubectl does: sorted keys, one line, trailing newline.
 pub fn with_last_applied(obj: &Value) -> Value {
     let mut bare = obj.clone();
-    if let Some(annotations) = bare.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+    if let Some(annotations) = bare
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
         annotations.remove(LAST_APPLIED);
-        if annotations.is_empty() {
-            if let Some(meta) = bare.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.remove("annotations");
-            }
+        if annotations.is_empty()
+            && let Some(meta) = bare.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.remove("annotations");
         }
     }
     let mut text = serde_json::to_string(&output::sorted(&bare)).unwrap_or_default();
@@ -238,7 +264,10 @@ async fn apply_one(
                 .api
                 .create(&dry_run.url(&rt.collection_path(ns.as_deref())), &modified)
                 .await
-                .map_err(|e| e.with_context(&format!("error when creating \"{}\"", m.source)).to_string())?;
+                .map_err(|e| {
+                    e.with_context(&format!("error when creating \"{}\"", m.source))
+                        .to_string()
+                })?;
             return Ok((rt.clone(), Result::Created, created));
         }
         Err(e) => {
@@ -269,11 +298,19 @@ async fn apply_one(
         if dry_run == DryRun::Client {
             return Ok((rt.clone(), Result::Configured, modified));
         }
-        match session.api.patch(&dry_run.url(&url), content_type, &patch).await {
+        match session
+            .api
+            .patch(&dry_run.url(&url), content_type, &patch)
+            .await
+        {
             Ok(patched) => {
                 let before = meta_str(&live, "resourceVersion");
                 let after = meta_str(&patched, "resourceVersion");
-                let result = if before == after { Result::Unchanged } else { Result::Configured };
+                let result = if before == after {
+                    Result::Unchanged
+                } else {
+                    Result::Configured
+                };
                 return Ok((rt.clone(), result, patched));
             }
             Err(e) if e.is_conflict() && attempt + 1 < MAX_PATCH_RETRIES => {
@@ -289,7 +326,10 @@ async fn apply_one(
     }
     // The last attempt's conflict is reported by the arm above; this is only reached if the
     // retry budget is zero.
-    Err(format!("error: gave up patching {} after repeated conflicts", rt.object_ref(&name)))
+    Err(format!(
+        "error: gave up patching {} after repeated conflicts",
+        rt.object_ref(&name)
+    ))
 }
 
 fn patch_error(e: CallError, patch: &Value, describe: &str, source: &str) -> CallError {
@@ -308,7 +348,9 @@ mod tests {
         let obj = json!({"kind": "ConfigMap", "apiVersion": "v1",
             "metadata": {"name": "c", "annotations": {LAST_APPLIED: "old"}}, "data": {"b": "2", "a": "1"}});
         let modified = with_last_applied(&obj);
-        let text = modified["metadata"]["annotations"][LAST_APPLIED].as_str().expect("annotation");
+        let text = modified["metadata"]["annotations"][LAST_APPLIED]
+            .as_str()
+            .expect("annotation");
         assert_eq!(
             text,
             "{\"apiVersion\":\"v1\",\"data\":{\"a\":\"1\",\"b\":\"2\"},\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"c\"}}\n"
@@ -324,10 +366,22 @@ mod tests {
         let ns = d.resolve("ns").expect("ns");
         let with_ns = json!({"metadata": {"name": "a", "namespace": "prod"}});
         let without = json!({"metadata": {"name": "a"}});
-        assert_eq!(target_namespace(deploy, &without, None, "ctx"), Ok(Some("ctx".into())));
-        assert_eq!(target_namespace(deploy, &with_ns, None, "ctx"), Ok(Some("prod".into())));
-        assert_eq!(target_namespace(deploy, &without, Some("dev"), "ctx"), Ok(Some("dev".into())));
-        assert_eq!(target_namespace(deploy, &with_ns, Some("prod"), "ctx"), Ok(Some("prod".into())));
+        assert_eq!(
+            target_namespace(deploy, &without, None, "ctx"),
+            Ok(Some("ctx".into()))
+        );
+        assert_eq!(
+            target_namespace(deploy, &with_ns, None, "ctx"),
+            Ok(Some("prod".into()))
+        );
+        assert_eq!(
+            target_namespace(deploy, &without, Some("dev"), "ctx"),
+            Ok(Some("dev".into()))
+        );
+        assert_eq!(
+            target_namespace(deploy, &with_ns, Some("prod"), "ctx"),
+            Ok(Some("prod".into()))
+        );
         assert!(target_namespace(deploy, &with_ns, Some("dev"), "ctx").is_err());
         assert_eq!(target_namespace(ns, &with_ns, Some("dev"), "ctx"), Ok(None));
     }

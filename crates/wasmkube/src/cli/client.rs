@@ -38,11 +38,13 @@ impl CallError {
     }
 
     pub fn is_not_found(&self) -> bool {
-        self.status().is_some_and(|s| s.code == 404 || s.reason == "NotFound")
+        self.status()
+            .is_some_and(|s| s.code == 404 || s.reason == "NotFound")
     }
 
     pub fn is_conflict(&self) -> bool {
-        self.status().is_some_and(|s| s.code == 409 && s.reason == "Conflict")
+        self.status()
+            .is_some_and(|s| s.code == 409 && s.reason == "Conflict")
     }
 
     /// Prefixes the message, as kubectl's `AddSourceToErr` does: `error when creating "x.yaml": …`.
@@ -58,15 +60,14 @@ impl CallError {
 
     /// A failure `Status` with kubectl's wording for a response that carried none.
     fn from_response(code: u16, body: &[u8]) -> Self {
-        if let Ok(v) = serde_json::from_slice::<Value>(body) {
-            if v.get("kind").and_then(Value::as_str) == Some("Status") {
-                if let Ok(mut s) = serde_json::from_value::<Status>(v) {
-                    if s.code == 0 {
-                        s.code = code;
-                    }
-                    return CallError::Server(Box::new(s));
-                }
+        if let Ok(v) = serde_json::from_slice::<Value>(body)
+            && v.get("kind").and_then(Value::as_str) == Some("Status")
+            && let Ok(mut s) = serde_json::from_value::<Status>(v)
+        {
+            if s.code == 0 {
+                s.code = code;
             }
+            return CallError::Server(Box::new(s));
         }
         let text = String::from_utf8_lossy(body).trim().to_string();
         let (reason, message) = match code {
@@ -86,7 +87,11 @@ impl CallError {
             504 => ("Timeout", "the server was unable to return a response in the time allotted, but may still be processing the request".into()),
             _ => ("InternalError", format!("an error on the server ({text:?}) has prevented the request from succeeding")),
         };
-        let message = if message.is_empty() { format!("unknown (status {code})") } else { message };
+        let message = if message.is_empty() {
+            format!("unknown (status {code})")
+        } else {
+            message
+        };
         CallError::Server(Box::new(Status {
             status: Some(StatusSummary::Failure),
             code,
@@ -103,7 +108,11 @@ impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::Server(s) if s.reason == "Unauthorized" => {
-                write!(f, "error: You must be logged in to the server ({})", s.message)
+                write!(
+                    f,
+                    "error: You must be logged in to the server ({})",
+                    s.message
+                )
             }
             CallError::Server(s) if !s.reason.is_empty() => {
                 write!(f, "Error from server ({}): {}", s.reason, s.message)
@@ -160,7 +169,9 @@ impl Lines {
                 Some(Err(e)) => {
                     self.done = true;
                     if self.buf.is_empty() {
-                        return Some(Err(CallError::Transport(format!("error reading the response: {e}"))));
+                        return Some(Err(CallError::Transport(format!(
+                            "error reading the response: {e}"
+                        ))));
                     }
                 }
                 None => self.done = true,
@@ -183,7 +194,11 @@ impl Chunks {
                         return Some(Ok(data));
                     }
                 }
-                Err(e) => return Some(Err(CallError::Transport(format!("error reading the response: {e}")))),
+                Err(e) => {
+                    return Some(Err(CallError::Transport(format!(
+                        "error reading the response: {e}"
+                    ))));
+                }
             }
         }
     }
@@ -201,7 +216,10 @@ impl Api {
         accept: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<http::Response<kube::client::Body>, CallError> {
-        let mut builder = Request::builder().method(method).uri(url).header(header::ACCEPT, accept);
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(url)
+            .header(header::ACCEPT, accept);
         let bytes = match body {
             Some((content_type, bytes)) => {
                 builder = builder.header(header::CONTENT_TYPE, content_type);
@@ -212,7 +230,11 @@ impl Api {
         let request = builder
             .body(kube::client::Body::from(bytes))
             .map_err(|e| CallError::Transport(format!("error: invalid request {url}: {e}")))?;
-        let response = self.client.send(request).await.map_err(|e| self.transport_error(&e))?;
+        let response = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| self.transport_error(&e))?;
         print_warnings(response.headers());
         let code = response.status();
         if code.is_success() {
@@ -272,7 +294,9 @@ impl Api {
             return Ok(Value::Null);
         }
         serde_json::from_slice(&bytes).map_err(|e| {
-            CallError::Transport(format!("error: the server returned a response that is not JSON: {e}"))
+            CallError::Transport(format!(
+                "error: the server returned a response that is not JSON: {e}"
+            ))
         })
     }
 
@@ -285,18 +309,38 @@ impl Api {
     }
 
     pub async fn create(&self, url: &str, obj: &Value) -> Result<Value, CallError> {
-        self.json(Method::POST, url, ACCEPT_JSON, Some(("application/json", to_bytes(obj))))
-            .await
+        self.json(
+            Method::POST,
+            url,
+            ACCEPT_JSON,
+            Some(("application/json", to_bytes(obj))),
+        )
+        .await
     }
 
-    pub async fn patch(&self, url: &str, content_type: &str, patch: &Value) -> Result<Value, CallError> {
-        self.json(Method::PATCH, url, ACCEPT_JSON, Some((content_type, to_bytes(patch))))
-            .await
+    pub async fn patch(
+        &self,
+        url: &str,
+        content_type: &str,
+        patch: &Value,
+    ) -> Result<Value, CallError> {
+        self.json(
+            Method::PATCH,
+            url,
+            ACCEPT_JSON,
+            Some((content_type, to_bytes(patch))),
+        )
+        .await
     }
 
     pub async fn delete(&self, url: &str, options: &Value) -> Result<Value, CallError> {
-        self.json(Method::DELETE, url, ACCEPT_JSON, Some(("application/json", to_bytes(options))))
-            .await
+        self.json(
+            Method::DELETE,
+            url,
+            ACCEPT_JSON,
+            Some(("application/json", to_bytes(options))),
+        )
+        .await
     }
 
     /// Lists a collection page by page and returns the merged answer: `items` for plain lists,
@@ -438,7 +482,10 @@ mod tests {
             "Error from server (NotFound): the server could not find the requested resource"
         );
         let e = CallError::from_response(401, b"");
-        assert!(e.to_string().starts_with("error: You must be logged in to the server"));
+        assert!(
+            e.to_string()
+                .starts_with("error: You must be logged in to the server")
+        );
         let e = CallError::from_response(500, b"boom");
         assert_eq!(
             e.to_string(),
@@ -449,9 +496,19 @@ mod tests {
     #[test]
     fn queries_are_encoded() {
         assert_eq!(
-            with_query("/api/v1/pods", &[("labelSelector", Some("app in (a,b)")), ("x", None), ("y", Some(""))]),
+            with_query(
+                "/api/v1/pods",
+                &[
+                    ("labelSelector", Some("app in (a,b)")),
+                    ("x", None),
+                    ("y", Some(""))
+                ]
+            ),
             "/api/v1/pods?labelSelector=app%20in%20%28a%2Cb%29"
         );
-        assert_eq!(with_query("/a?watch=1", &[("b", Some("c"))]), "/a?watch=1&b=c");
+        assert_eq!(
+            with_query("/a?watch=1", &[("b", Some("c"))]),
+            "/a?watch=1&b=c"
+        );
     }
 }

@@ -47,9 +47,7 @@ pub struct CommonCreateArgs {
 pub enum CreateKind {
     /// Create a namespace with the specified name.
     #[command(alias = "ns")]
-    Namespace {
-        name: String,
-    },
+    Namespace { name: String },
     /// Create a deployment with the specified name.
     #[command(alias = "deploy")]
     Deployment {
@@ -85,7 +83,9 @@ pub async fn run(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let objects: Vec<(String, Value)> = match &args.what {
         Some(kind) => vec![("".to_string(), build(kind)?)],
         None if args.filenames.is_empty() => {
-            anyhow::bail!("must specify one of -f and -k, or a kind: namespace, deployment, configmap")
+            anyhow::bail!(
+                "must specify one of -f and -k, or a kind: namespace, deployment, configmap"
+            )
         }
         None => Vec::new(),
     };
@@ -113,7 +113,10 @@ pub async fn run(args: CreateArgs) -> anyhow::Result<ExitCode> {
                 match locate_generated(&session, discovery, &m) {
                     Some(x) => x,
                     None => {
-                        outcome.error(format!("error: cannot map {} from \"{}\"", m.object["kind"], m.source));
+                        outcome.error(format!(
+                            "error: cannot map {} from \"{}\"",
+                            m.object["kind"], m.source
+                        ));
                         continue;
                     }
                 }
@@ -124,7 +127,9 @@ pub async fn run(args: CreateArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let mut obj = m.object.clone();
-        if let (Some(ns), Some(meta)) = (&ns, obj.get_mut("metadata").and_then(Value::as_object_mut)) {
+        if let (Some(ns), Some(meta)) =
+            (&ns, obj.get_mut("metadata").and_then(Value::as_object_mut))
+        {
             meta.insert("namespace".into(), Value::String(ns.clone()));
         }
         if args.common.save_config {
@@ -147,11 +152,17 @@ pub async fn run(args: CreateArgs) -> anyhow::Result<ExitCode> {
                 ),
             },
             Err(e) if m.source.is_empty() => outcome.error(e),
-            Err(e) => outcome.error(e.with_context(&format!("error when creating \"{}\"", m.source))),
+            Err(e) => {
+                outcome.error(e.with_context(&format!("error when creating \"{}\"", m.source)))
+            }
         }
     }
     if !printed.is_empty() {
-        let doc = if printed.len() == 1 { printed.remove(0) } else { output::as_list(printed) };
+        let doc = if printed.len() == 1 {
+            printed.remove(0)
+        } else {
+            output::as_list(printed)
+        };
         match format {
             OutputFormat::Json => out!("{}", output::to_json(&doc)),
             _ => out!("{}", output::to_yaml(&doc)),
@@ -168,7 +179,13 @@ fn locate_generated<'a>(
     let api_version = m.object.get("apiVersion").and_then(Value::as_str)?;
     let kind = m.object.get("kind").and_then(Value::as_str)?;
     let rt = discovery.for_kind(api_version, kind)?;
-    let ns = super::apply::target_namespace(rt, &m.object, session.namespace_flag(), session.namespace()).ok()?;
+    let ns = super::apply::target_namespace(
+        rt,
+        &m.object,
+        session.namespace_flag(),
+        session.namespace(),
+    )
+    .ok()?;
     Some((rt, ns, String::new()))
 }
 
@@ -257,10 +274,20 @@ fn container_name(image: &str) -> String {
     let base = last.split(['@', ':']).next().unwrap_or(last);
     let cleaned: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     let cleaned = cleaned.trim_matches('-').to_string();
-    if cleaned.is_empty() { "container".into() } else { cleaned }
+    if cleaned.is_empty() {
+        "container".into()
+    } else {
+        cleaned
+    }
 }
 
 #[cfg(test)]
@@ -270,14 +297,20 @@ mod tests {
     #[test]
     fn container_names_from_images() {
         assert_eq!(container_name("nginx"), "nginx");
-        assert_eq!(container_name("registry:5000/org/hello_world:1.0"), "hello-world");
+        assert_eq!(
+            container_name("registry:5000/org/hello_world:1.0"),
+            "hello-world"
+        );
         assert_eq!(container_name("busybox@sha256:abc"), "busybox");
     }
 
     #[test]
     fn namespace_and_configmap_objects() {
         let ns = build(&CreateKind::Namespace { name: "dev".into() }).expect("ns");
-        assert_eq!(ns, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}}));
+        assert_eq!(
+            ns,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}})
+        );
         let cm = build(&CreateKind::Configmap {
             name: "c".into(),
             from_literal: vec!["a=1".into(), "b=x=y".into()],
@@ -286,8 +319,12 @@ mod tests {
         .expect("cm");
         assert_eq!(cm["data"], json!({"a": "1", "b": "x=y"}));
         assert!(
-            build(&CreateKind::Configmap { name: "c".into(), from_literal: vec!["bad".into()], from_file: vec![] })
-                .is_err()
+            build(&CreateKind::Configmap {
+                name: "c".into(),
+                from_literal: vec!["bad".into()],
+                from_file: vec![]
+            })
+            .is_err()
         );
     }
 }

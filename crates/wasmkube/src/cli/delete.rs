@@ -100,10 +100,12 @@ pub async fn run(args: DeleteArgs) -> anyhow::Result<ExitCode> {
     let policy = propagation(&args.cascade)?;
     let grace = effective_grace(args.grace_period, args.force, args.now)?;
     let timeout = parse_duration(&args.timeout)?;
-    if let Some(o) = &args.output {
-        if o != "name" {
-            anyhow::bail!("unable to match a printer suitable for the output format \"{o}\", allowed formats are: name");
-        }
+    if let Some(o) = &args.output
+        && o != "name"
+    {
+        anyhow::bail!(
+            "unable to match a printer suitable for the output format \"{o}\", allowed formats are: name"
+        );
     }
     if args.args.is_empty() && args.filenames.is_empty() {
         anyhow::bail!("You must provide one or more resources by argument or filename.");
@@ -117,7 +119,8 @@ pub async fn run(args: DeleteArgs) -> anyhow::Result<ExitCode> {
     let mut outcome = Outcome::default();
     let targets = collect_targets(&args, &session, &mut outcome).await?;
 
-    let mut options = json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy});
+    let mut options =
+        json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy});
     if let Some(g) = grace {
         options["gracePeriodSeconds"] = json!(g);
     }
@@ -130,13 +133,20 @@ pub async fn run(args: DeleteArgs) -> anyhow::Result<ExitCode> {
                 if args.output.is_some() {
                     outln!("{}", t.rt.object_ref(&t.name));
                 } else {
-                    let verb = if args.force && grace == Some(0) { "force deleted" } else { "deleted" };
+                    let verb = if args.force && grace == Some(0) {
+                        "force deleted"
+                    } else {
+                        "deleted"
+                    };
                     outln!("{} \"{}\" {verb}", t.rt.display_kind(), t.name);
                 }
                 // The answer is the object (still terminating) or a Status; a uid lets the wait
                 // tell a re-created object of the same name from the deleted one.
                 let uid = if v.get("kind").and_then(Value::as_str) == Some("Status") {
-                    v.pointer("/details/uid").and_then(Value::as_str).unwrap_or_default().to_string()
+                    v.pointer("/details/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
                 } else {
                     meta_str(&v, "uid").to_string()
                 };
@@ -153,7 +163,11 @@ pub async fn run(args: DeleteArgs) -> anyhow::Result<ExitCode> {
     Ok(outcome.code())
 }
 
-async fn collect_targets(args: &DeleteArgs, session: &Session, outcome: &mut Outcome) -> anyhow::Result<Vec<Target>> {
+async fn collect_targets(
+    args: &DeleteArgs,
+    session: &Session,
+    outcome: &mut Outcome,
+) -> anyhow::Result<Vec<Target>> {
     let discovery = session.discovery().await?;
     let mut targets = Vec::new();
     if !args.filenames.is_empty() {
@@ -201,7 +215,8 @@ async fn collect_targets(args: &DeleteArgs, session: &Session, outcome: &mut Out
                 }));
                 continue;
             }
-            let namespace = (rt.namespaced && !args.all_namespaces).then(|| session.namespace().to_string());
+            let namespace =
+                (rt.namespaced && !args.all_namespaces).then(|| session.namespace().to_string());
             let url = with_query(
                 &rt.collection_path(namespace.as_deref()),
                 &[
@@ -210,7 +225,12 @@ async fn collect_targets(args: &DeleteArgs, session: &Session, outcome: &mut Out
                 ],
             );
             let list = session.api.list(&url, ACCEPT_JSON).await?;
-            for item in list.get("items").and_then(Value::as_array).into_iter().flatten() {
+            for item in list
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let ns = meta_str(item, "namespace");
                 targets.push(Target {
                     rt: rt.clone(),
@@ -233,7 +253,12 @@ async fn collect_targets(args: &DeleteArgs, session: &Session, outcome: &mut Out
 /// Polls each object until it is gone (or replaced by a new object with the same name).
 /// Polling rather than watching keeps this correct for any server and any number of objects;
 /// the interval grows to one second so long finalizations cost little.
-async fn wait_for_deletion(session: &Session, deleted: &[(Target, String)], timeout: Duration, outcome: &mut Outcome) {
+async fn wait_for_deletion(
+    session: &Session,
+    deleted: &[(Target, String)],
+    timeout: Duration,
+    outcome: &mut Outcome,
+) {
     let deadline = (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout);
     for (t, uid) in deleted {
         let url = t.rt.object_path(t.namespace.as_deref(), &t.name);

@@ -48,9 +48,13 @@ pub async fn run(args: DescribeArgs) -> anyhow::Result<ExitCode> {
         }
         .ok_or_else(|| super::resources::unknown_type(&ty))?;
         for rt in types {
-            let ns = (rt.namespaced && !args.all_namespaces).then(|| session.namespace().to_string());
+            let ns =
+                (rt.namespaced && !args.all_namespaces).then(|| session.namespace().to_string());
             if names.is_empty() {
-                let url = with_query(&rt.collection_path(ns.as_deref()), &[("labelSelector", args.selector.as_deref())]);
+                let url = with_query(
+                    &rt.collection_path(ns.as_deref()),
+                    &[("labelSelector", args.selector.as_deref())],
+                );
                 match session.api.list(&url, ACCEPT_JSON).await {
                     Ok(list) => objects.extend(items(&list).into_iter().map(|o| (rt.clone(), o))),
                     Err(e) => outcome.error(e),
@@ -63,7 +67,10 @@ pub async fn run(args: DescribeArgs) -> anyhow::Result<ExitCode> {
                     // Like kubectl, a name that matches nothing exactly describes every object
                     // whose name starts with it (`describe pod web` finds `web-7d9f…`).
                     Err(e) if e.is_not_found() => {
-                        let list = session.api.list(&rt.collection_path(ns.as_deref()), ACCEPT_JSON).await;
+                        let list = session
+                            .api
+                            .list(&rt.collection_path(ns.as_deref()), ACCEPT_JSON)
+                            .await;
                         let matching: Vec<Value> = list
                             .map(|l| items(&l))
                             .unwrap_or_default()
@@ -101,13 +108,20 @@ pub async fn run(args: DescribeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn items(list: &Value) -> Vec<Value> {
-    list.get("items").and_then(Value::as_array).cloned().unwrap_or_default()
+    list.get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Dispatches to the describer of the object's kind.
 async fn describe(session: &Session, rt: &ResourceType, obj: &Value, show_events: bool) -> String {
     let mut w = Writer::default();
-    let events = if show_events { Some(find_events(session, rt, obj).await) } else { None };
+    let events = if show_events {
+        Some(find_events(session, rt, obj).await)
+    } else {
+        None
+    };
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Pod") => describe_pod(&mut w, obj),
         ("apps", "Deployment") => {
@@ -173,11 +187,18 @@ async fn find_events(session: &Session, rt: &ResourceType, obj: &Value) -> Vec<V
     };
     let scope = (!ns.is_empty()).then_some(ns);
     let selector = fields.join(",");
-    let url = with_query(&events_rt.collection_path(scope), &[("fieldSelector", Some(&selector))]);
+    let url = with_query(
+        &events_rt.collection_path(scope),
+        &[("fieldSelector", Some(&selector))],
+    );
     let list = match session.api.list(&url, ACCEPT_JSON).await {
         Ok(l) => l,
         // A server that does not index these fields: filter the namespace's events here.
-        Err(_) => match session.api.list(&events_rt.collection_path(scope), ACCEPT_JSON).await {
+        Err(_) => match session
+            .api
+            .list(&events_rt.collection_path(scope), ACCEPT_JSON)
+            .await
+        {
             Ok(l) => l,
             Err(_) => return Vec::new(),
         },
@@ -185,7 +206,11 @@ async fn find_events(session: &Session, rt: &ResourceType, obj: &Value) -> Vec<V
     let mut found: Vec<Value> = items(&list)
         .into_iter()
         .filter(|e| {
-            let io = |f: &str| e.pointer(&format!("/involvedObject/{f}")).and_then(Value::as_str).unwrap_or_default();
+            let io = |f: &str| {
+                e.pointer(&format!("/involvedObject/{f}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            };
             io("name") == name
                 && io("namespace") == ns
                 && (io("kind").is_empty() || io("kind") == rt.kind)
@@ -206,12 +231,17 @@ async fn owned(session: &Session, resource: &str, owner: &Value) -> Vec<Value> {
     let selector = owner.pointer("/spec/selector").map(format_label_selector);
     let url = with_query(
         &rt.collection_path(Some(ns)),
-        &[("labelSelector", selector.as_deref().filter(|s| *s != "<none>"))],
+        &[(
+            "labelSelector",
+            selector.as_deref().filter(|s| *s != "<none>"),
+        )],
     );
     match session.api.list(&url, ACCEPT_JSON).await {
         Ok(list) => items(&list)
             .into_iter()
-            .filter(|o| controller_of(o).is_some_and(|c| c.get("uid").and_then(Value::as_str) == Some(uid)))
+            .filter(|o| {
+                controller_of(o).is_some_and(|c| c.get("uid").and_then(Value::as_str) == Some(uid))
+            })
             .collect(),
         Err(_) => Vec::new(),
     }
@@ -219,7 +249,12 @@ async fn owned(session: &Session, resource: &str, owner: &Value) -> Vec<Value> {
 
 async fn list_in(session: &Session, resource: &str, ns: &str) -> Option<Vec<Value>> {
     let rt = session.resolve(resource).await.ok()?;
-    session.api.list(&rt.collection_path(Some(ns)), ACCEPT_JSON).await.ok().map(|l| items(&l))
+    session
+        .api
+        .list(&rt.collection_path(Some(ns)), ACCEPT_JSON)
+        .await
+        .ok()
+        .map(|l| items(&l))
 }
 
 /// A service's endpoints as `ip:port` per service port name, from EndpointSlices (or the older
@@ -229,7 +264,10 @@ async fn service_endpoints(session: &Session, svc: &Value) -> Vec<Value> {
     let name = meta_str(svc, "name");
     if let Ok(rt) = session.resolve("endpointslices.discovery.k8s.io").await {
         let sel = format!("kubernetes.io/service-name={name}");
-        let url = with_query(&rt.collection_path(Some(ns)), &[("labelSelector", Some(&sel))]);
+        let url = with_query(
+            &rt.collection_path(Some(ns)),
+            &[("labelSelector", Some(&sel))],
+        );
         if let Ok(list) = session.api.list(&url, ACCEPT_JSON).await {
             return items(&list);
         }
@@ -246,7 +284,11 @@ struct NodeExtras {
 async fn node_extras(session: &Session, node: &Value) -> NodeExtras {
     let name = meta_str(node, "name");
     let lease = match session.resolve("leases.coordination.k8s.io").await {
-        Ok(rt) => session.api.get(&rt.object_path(Some("kube-node-lease"), name)).await.ok(),
+        Ok(rt) => session
+            .api
+            .get(&rt.object_path(Some("kube-node-lease"), name))
+            .await
+            .ok(),
         Err(_) => None,
     };
     let pods = match session.resolve("pods").await {
@@ -305,7 +347,9 @@ impl Writer {
 // Reading values.
 
 fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn int(v: &Value, pointer: &str) -> Option<i64> {
@@ -313,7 +357,10 @@ fn int(v: &Value, pointer: &str) -> Option<i64> {
 }
 
 fn arr<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
-    v.pointer(pointer).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 fn boolean(v: &Value, pointer: &str) -> Option<bool> {
@@ -326,7 +373,14 @@ fn string_map(v: &Value, pointer: &str) -> BTreeMap<String, String> {
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -366,14 +420,24 @@ fn controlled_by(obj: &Value) -> Option<String> {
 /// `metav1.FormatLabelSelector`: requirements sorted by key, `<none>` for an empty selector.
 pub fn format_label_selector(sel: &Value) -> String {
     let mut parts: Vec<(String, String)> = Vec::new();
-    let is_label_selector = sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some();
-    let labels = if is_label_selector { sel.get("matchLabels") } else { Some(sel) };
+    let is_label_selector =
+        sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some();
+    let labels = if is_label_selector {
+        sel.get("matchLabels")
+    } else {
+        Some(sel)
+    };
     if let Some(Value::Object(m)) = labels {
         for (k, v) in m {
             parts.push((k.clone(), format!("{k}={}", plain(v))));
         }
     }
-    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = s(e, "/key").to_string();
         let mut values: Vec<String> = arr(e, "/values").iter().map(plain).collect();
         values.sort();
@@ -390,14 +454,24 @@ pub fn format_label_selector(sel: &Value) -> String {
         return "<none>".into();
     }
     parts.sort();
-    parts.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
+    parts
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 // ---------------------------------------------------------------------------------------------
 // Shared sections.
 
 /// `printLabelsMultilineWithIndent`.
-fn labels_multiline(w: &mut Writer, initial_indent: &str, title: &str, inner_indent: &str, labels: &BTreeMap<String, String>) {
+fn labels_multiline(
+    w: &mut Writer,
+    initial_indent: &str,
+    title: &str,
+    inner_indent: &str,
+    labels: &BTreeMap<String, String>,
+) {
     w.w(0, &format!("{initial_indent}{title}:{inner_indent}"));
     if labels.is_empty() {
         w.w(0, "<none>\n");
@@ -437,7 +511,10 @@ fn annotations(w: &mut Writer, title: &str, annotations: &BTreeMap<String, Strin
         if value.len() + key.len() + 2 > MAX_ANNOTATION_LEN || value.contains('\n') {
             w.w(0, &format!("{key}:\n"));
             for line in value.split('\n') {
-                w.w(0, &format!("\t  {}\n", shorten(line, MAX_ANNOTATION_LEN - 2)));
+                w.w(
+                    0,
+                    &format!("\t  {}\n", shorten(line, MAX_ANNOTATION_LEN - 2)),
+                );
             }
         } else {
             w.w(0, &format!("{key}: {value}\n"));
@@ -514,7 +591,11 @@ fn tolerations(w: &mut Writer, initial_indent: &str, title: &str, tolerations: &
             text.push_str(&format!(":{effect}"));
         }
         if s(t, "/operator") == "Exists" && value.is_empty() {
-            text.push_str(if key.is_empty() && effect.is_empty() { "op=Exists" } else { " op=Exists" });
+            text.push_str(if key.is_empty() && effect.is_empty() {
+                "op=Exists"
+            } else {
+                " op=Exists"
+            });
         }
         if let Some(secs) = int(t, "/tolerationSeconds") {
             text.push_str(&format!(" for {secs}s"));
@@ -551,7 +632,15 @@ fn conditions_with_reason(w: &mut Writer, obj: &Value) {
     w.w(0, "Conditions:\n  Type\tStatus\tReason\n");
     w.w(1, "----\t------\t------\n");
     for c in conditions {
-        w.w(1, &format!("{} \t{}\t{}\n", s(c, "/type"), s(c, "/status"), s(c, "/reason")));
+        w.w(
+            1,
+            &format!(
+                "{} \t{}\t{}\n",
+                s(c, "/type"),
+                s(c, "/status"),
+                s(c, "/reason")
+            ),
+        );
     }
 }
 
@@ -592,7 +681,11 @@ fn describe_probe(p: &Value) -> String {
         };
         let port = h.get("port").map(plain).unwrap_or_default();
         let host = s(h, "/host");
-        let hostport = if port.is_empty() { host.to_string() } else { format!("{host}:{port}") };
+        let hostport = if port.is_empty() {
+            host.to_string()
+        } else {
+            format!("{host}:{port}")
+        };
         return format!("http-get {scheme}://{hostport}{} {attrs}", s(h, "/path"));
     }
     if let Some(t) = p.get("tcpSocket") {
@@ -600,7 +693,11 @@ fn describe_probe(p: &Value) -> String {
         return format!("tcp-socket {}:{port} {attrs}", s(t, "/host"));
     }
     if let Some(g) = p.get("grpc") {
-        return format!("grpc <pod>:{} {} {attrs}", int(g, "/port").unwrap_or(0), s(g, "/service"));
+        return format!(
+            "grpc <pod>:{} {} {attrs}",
+            int(g, "/port").unwrap_or(0),
+            s(g, "/service")
+        );
     }
     format!("unknown {attrs}")
 }
@@ -622,12 +719,18 @@ fn container_state(w: &mut Writer, name: &str, state: &Value) {
         if !s(t, "/message").is_empty() {
             w.w(3, &format!("Message:\t{}\n", s(t, "/message")));
         }
-        w.w(3, &format!("Exit Code:\t{}\n", int(t, "/exitCode").unwrap_or(0)));
+        w.w(
+            3,
+            &format!("Exit Code:\t{}\n", int(t, "/exitCode").unwrap_or(0)),
+        );
         if let Some(sig) = int(t, "/signal").filter(|s| *s > 0) {
             w.w(3, &format!("Signal:\t{sig}\n"));
         }
         w.w(3, &format!("Started:\t{}\n", time_or(t, "/startedAt", "")));
-        w.w(3, &format!("Finished:\t{}\n", time_or(t, "/finishedAt", "")));
+        w.w(
+            3,
+            &format!("Finished:\t{}\n", time_or(t, "/finishedAt", "")),
+        );
     } else {
         w.w(2, &format!("{name}:\tWaiting\n"));
     }
@@ -635,7 +738,13 @@ fn container_state(w: &mut Writer, name: &str, state: &Value) {
 
 /// `describeContainers`: `space` is the indentation of the section ("" in a pod, "  " in a
 /// pod template).
-fn describe_containers(w: &mut Writer, label: &str, containers: &[Value], statuses: &[Value], space: &str) {
+fn describe_containers(
+    w: &mut Writer,
+    label: &str,
+    containers: &[Value],
+    statuses: &[Value],
+    space: &str,
+) {
     if containers.is_empty() {
         w.w(0, &format!("{space}{label}:\t<none>\n"));
         return;
@@ -685,11 +794,24 @@ fn describe_containers(w: &mut Writer, label: &str, containers: &[Value], status
             if st.pointer("/lastState/terminated").is_some() {
                 container_state(w, "Last State", st.get("lastState").unwrap_or(&Value::Null));
             }
-            let ready = if boolean(st, "/ready") == Some(true) { "True" } else { "False" };
+            let ready = if boolean(st, "/ready") == Some(true) {
+                "True"
+            } else {
+                "False"
+            };
             w.w(2, &format!("Ready:\t{ready}\n"));
-            w.w(2, &format!("Restart Count:\t{}\n", int(st, "/restartCount").unwrap_or(0)));
+            w.w(
+                2,
+                &format!(
+                    "Restart Count:\t{}\n",
+                    int(st, "/restartCount").unwrap_or(0)
+                ),
+            );
         }
-        for (field, title) in [("/resources/limits", "Limits"), ("/resources/requests", "Requests")] {
+        for (field, title) in [
+            ("/resources/limits", "Limits"),
+            ("/resources/requests", "Requests"),
+        ] {
             let list = string_map(c, field);
             if !list.is_empty() {
                 w.w(2, &format!("{title}:\n"));
@@ -698,7 +820,11 @@ fn describe_containers(w: &mut Writer, label: &str, containers: &[Value], status
                 }
             }
         }
-        for (field, title) in [("/livenessProbe", "Liveness"), ("/readinessProbe", "Readiness"), ("/startupProbe", "Startup")] {
+        for (field, title) in [
+            ("/livenessProbe", "Liveness"),
+            ("/readinessProbe", "Readiness"),
+            ("/startupProbe", "Startup"),
+        ] {
             if let Some(p) = c.pointer(field) {
                 w.w(2, &format!("{title}:\t{}\n", describe_probe(p)));
             }
@@ -715,14 +841,29 @@ fn describe_containers(w: &mut Writer, label: &str, containers: &[Value], status
                 let optional = boolean(r, "/optional").unwrap_or(false);
                 let prefix = s(e, "/prefix");
                 if prefix.is_empty() {
-                    w.w(3, &format!("{}\t{from}\tOptional: {optional}\n", s(r, "/name")));
+                    w.w(
+                        3,
+                        &format!("{}\t{from}\tOptional: {optional}\n", s(r, "/name")),
+                    );
                 } else {
-                    w.w(3, &format!("{}\t{from} with prefix '{prefix}'\tOptional: {optional}\n", s(r, "/name")));
+                    w.w(
+                        3,
+                        &format!(
+                            "{}\t{from} with prefix '{prefix}'\tOptional: {optional}\n",
+                            s(r, "/name")
+                        ),
+                    );
                 }
             }
         }
         let env = arr(c, "/env");
-        w.w(2, &format!("Environment:{}\n", if env.is_empty() { "\t<none>" } else { "" }));
+        w.w(
+            2,
+            &format!(
+                "Environment:{}\n",
+                if env.is_empty() { "\t<none>" } else { "" }
+            ),
+        );
         for e in env {
             let name = s(e, "/name");
             match e.get("valueFrom") {
@@ -737,7 +878,14 @@ fn describe_containers(w: &mut Writer, label: &str, containers: &[Value], status
                 }
                 Some(from) => {
                     if let Some(f) = from.get("fieldRef") {
-                        w.w(3, &format!("{name}:\t ({}:{})\n", s(f, "/apiVersion"), s(f, "/fieldPath")));
+                        w.w(
+                            3,
+                            &format!(
+                                "{name}:\t ({}:{})\n",
+                                s(f, "/apiVersion"),
+                                s(f, "/fieldPath")
+                            ),
+                        );
                     } else if let Some(r) = from.get("resourceFieldRef") {
                         w.w(3, &format!("{name}:\t ({})\n", s(r, "/resource")));
                     } else if let Some(k) = from.get("secretKeyRef") {
@@ -766,13 +914,31 @@ fn describe_containers(w: &mut Writer, label: &str, containers: &[Value], status
         }
         let mut mounts: Vec<&Value> = arr(c, "/volumeMounts").iter().collect();
         mounts.sort_by_key(|m| s(m, "/mountPath").to_string());
-        w.w(2, &format!("Mounts:{}\n", if mounts.is_empty() { "\t<none>" } else { "" }));
+        w.w(
+            2,
+            &format!(
+                "Mounts:{}\n",
+                if mounts.is_empty() { "\t<none>" } else { "" }
+            ),
+        );
         for m in mounts {
-            let mut flags = vec![if boolean(m, "/readOnly") == Some(true) { "ro".to_string() } else { "rw".to_string() }];
+            let mut flags = vec![if boolean(m, "/readOnly") == Some(true) {
+                "ro".to_string()
+            } else {
+                "rw".to_string()
+            }];
             if !s(m, "/subPath").is_empty() {
                 flags.push(format!("path={:?}", s(m, "/subPath")));
             }
-            w.w(3, &format!("{} from {} ({})\n", s(m, "/mountPath"), s(m, "/name"), flags.join(",")));
+            w.w(
+                3,
+                &format!(
+                    "{} from {} ({})\n",
+                    s(m, "/mountPath"),
+                    s(m, "/name"),
+                    flags.join(",")
+                ),
+            );
         }
     }
 }
@@ -793,7 +959,10 @@ fn describe_volumes(w: &mut Writer, volumes: &[Value], space: &str) {
                 s(h, "/type")
             ));
         } else if let Some(e) = v.get("emptyDir") {
-            let limit = e.get("sizeLimit").map(plain).unwrap_or_else(|| "<unset>".into());
+            let limit = e
+                .get("sizeLimit")
+                .map(plain)
+                .unwrap_or_else(|| "<unset>".into());
             w.w(2, &format!(
                 "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n    Medium:\t{}\n    SizeLimit:\t{limit}\n",
                 s(e, "/medium")
@@ -817,31 +986,49 @@ fn describe_volumes(w: &mut Writer, volumes: &[Value], space: &str) {
                 boolean(pvc, "/readOnly").unwrap_or(false)
             ));
         } else if let Some(p) = v.get("projected") {
-            w.w(2, "Type:\tProjected (a volume that contains injected data from multiple sources)\n");
+            w.w(
+                2,
+                "Type:\tProjected (a volume that contains injected data from multiple sources)\n",
+            );
             for src in arr(p, "/sources") {
                 if let Some(t) = src.get("serviceAccountToken") {
-                    w.w(0, &format!("    TokenExpirationSeconds:\t{}\n", int(t, "/expirationSeconds").unwrap_or(3607)));
+                    w.w(
+                        0,
+                        &format!(
+                            "    TokenExpirationSeconds:\t{}\n",
+                            int(t, "/expirationSeconds").unwrap_or(3607)
+                        ),
+                    );
                 }
                 if let Some(cm) = src.get("configMap") {
-                    w.w(0, &format!(
-                        "    ConfigMapName:\t{}\n    Optional:\t{}\n",
-                        s(cm, "/name"),
-                        boolean(cm, "/optional").unwrap_or(false)
-                    ));
+                    w.w(
+                        0,
+                        &format!(
+                            "    ConfigMapName:\t{}\n    Optional:\t{}\n",
+                            s(cm, "/name"),
+                            boolean(cm, "/optional").unwrap_or(false)
+                        ),
+                    );
                 }
                 if src.get("downwardAPI").is_some() {
                     w.w(0, "    DownwardAPI:\ttrue\n");
                 }
                 if let Some(sec) = src.get("secret") {
-                    w.w(0, &format!(
-                        "    SecretName:\t{}\n    Optional:\t{}\n",
-                        s(sec, "/name"),
-                        boolean(sec, "/optional").unwrap_or(false)
-                    ));
+                    w.w(
+                        0,
+                        &format!(
+                            "    SecretName:\t{}\n    Optional:\t{}\n",
+                            s(sec, "/name"),
+                            boolean(sec, "/optional").unwrap_or(false)
+                        ),
+                    );
                 }
             }
         } else if v.get("downwardAPI").is_some() {
-            w.w(2, "Type:\tDownwardAPI (a volume populated by information about the pod)\n");
+            w.w(
+                2,
+                "Type:\tDownwardAPI (a volume populated by information about the pod)\n",
+            );
         } else {
             w.w(1, "<unknown>\n");
         }
@@ -861,7 +1048,10 @@ fn describe_pod_template(w: &mut Writer, template: Option<&Value>) {
         annotations(w, "  Annotations", &ann);
     }
     if !s(t, "/spec/serviceAccountName").is_empty() {
-        w.w(1, &format!("Service Account:\t{}\n", s(t, "/spec/serviceAccountName")));
+        w.w(
+            1,
+            &format!("Service Account:\t{}\n", s(t, "/spec/serviceAccountName")),
+        );
     }
     let init = arr(t, "/spec/initContainers");
     if !init.is_empty() {
@@ -870,9 +1060,21 @@ fn describe_pod_template(w: &mut Writer, template: Option<&Value>) {
     describe_containers(w, "Containers", arr(t, "/spec/containers"), &[], "  ");
     describe_volumes(w, arr(t, "/spec/volumes"), "  ");
     if !s(t, "/spec/priorityClassName").is_empty() {
-        w.w(1, &format!("Priority Class Name:\t{}\n", s(t, "/spec/priorityClassName")));
+        w.w(
+            1,
+            &format!(
+                "Priority Class Name:\t{}\n",
+                s(t, "/spec/priorityClassName")
+            ),
+        );
     }
-    labels_multiline(w, "", "  Node-Selectors", "\t", &string_map(t, "/spec/nodeSelector"));
+    labels_multiline(
+        w,
+        "",
+        "  Node-Selectors",
+        "\t",
+        &string_map(t, "/spec/nodeSelector"),
+    );
     tolerations(w, "  ", "Tolerations", arr(t, "/spec/tolerations"));
 }
 
@@ -885,7 +1087,10 @@ fn qos_class(pod: &Value) -> String {
     if !reported.is_empty() {
         return reported.to_string();
     }
-    let containers: Vec<&Value> = arr(pod, "/spec/containers").iter().chain(arr(pod, "/spec/initContainers")).collect();
+    let containers: Vec<&Value> = arr(pod, "/spec/containers")
+        .iter()
+        .chain(arr(pod, "/spec/initContainers"))
+        .collect();
     let mut any = false;
     let mut guaranteed = true;
     for c in &containers {
@@ -934,18 +1139,30 @@ fn describe_pod(w: &mut Writer, pod: &Value) {
         w.w(0, &format!("Node:\t{node}/{}\n", s(pod, "/status/hostIP")));
     }
     if !s(pod, "/status/startTime").is_empty() {
-        w.w(0, &format!("Start Time:\t{}\n", describe_time(s(pod, "/status/startTime"))));
+        w.w(
+            0,
+            &format!(
+                "Start Time:\t{}\n",
+                describe_time(s(pod, "/status/startTime"))
+            ),
+        );
     }
     labels(w, "Labels", &string_map(pod, "/metadata/labels"));
     annotations(w, "Annotations", &string_map(pod, "/metadata/annotations"));
     let phase = s(pod, "/status/phase");
     let deleting = s(pod, "/metadata/deletionTimestamp");
     if !deleting.is_empty() && phase != "Failed" && phase != "Succeeded" {
-        w.w(0, &format!("Status:\tTerminating (lasts {})\n", age(Some(deleting))));
-        w.w(0, &format!(
-            "Termination Grace Period:\t{}s\n",
-            int(pod, "/metadata/deletionGracePeriodSeconds").unwrap_or(0)
-        ));
+        w.w(
+            0,
+            &format!("Status:\tTerminating (lasts {})\n", age(Some(deleting))),
+        );
+        w.w(
+            0,
+            &format!(
+                "Termination Grace Period:\t{}s\n",
+                int(pod, "/metadata/deletionGracePeriodSeconds").unwrap_or(0)
+            ),
+        );
     } else {
         w.w(0, &format!("Status:\t{phase}\n"));
     }
@@ -969,13 +1186,31 @@ fn describe_pod(w: &mut Writer, pod: &Value) {
         w.w(0, &format!("Controlled By:\t{c}\n"));
     }
     if !s(pod, "/status/nominatedNodeName").is_empty() {
-        w.w(0, &format!("NominatedNodeName:\t{}\n", s(pod, "/status/nominatedNodeName")));
+        w.w(
+            0,
+            &format!(
+                "NominatedNodeName:\t{}\n",
+                s(pod, "/status/nominatedNodeName")
+            ),
+        );
     }
     let init = arr(pod, "/spec/initContainers");
     if !init.is_empty() {
-        describe_containers(w, "Init Containers", init, arr(pod, "/status/initContainerStatuses"), "");
+        describe_containers(
+            w,
+            "Init Containers",
+            init,
+            arr(pod, "/status/initContainerStatuses"),
+            "",
+        );
     }
-    describe_containers(w, "Containers", arr(pod, "/spec/containers"), arr(pod, "/status/containerStatuses"), "");
+    describe_containers(
+        w,
+        "Containers",
+        arr(pod, "/spec/containers"),
+        arr(pod, "/status/containerStatuses"),
+        "",
+    );
     let conditions = arr(pod, "/status/conditions");
     if !conditions.is_empty() {
         w.w(0, "Conditions:\n  Type\tStatus\n");
@@ -993,7 +1228,10 @@ fn describe_pod(w: &mut Writer, pod: &Value) {
 /// its Deployment's.
 fn template_without_hash(t: Option<&Value>) -> Value {
     let mut t = t.cloned().unwrap_or(Value::Null);
-    if let Some(l) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+    if let Some(l) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
         l.remove("pod-template-hash");
     }
     t
@@ -1011,73 +1249,143 @@ fn rs_summary(rs: &[&Value]) -> String {
             )
         })
         .collect();
-    if list.is_empty() { "<none>".into() } else { list.join(", ") }
+    if list.is_empty() {
+        "<none>".into()
+    } else {
+        list.join(", ")
+    }
 }
 
 fn describe_deployment(w: &mut Writer, d: &Value, replica_sets: &[Value]) {
     w.w(0, &format!("Name:\t{}\n", meta_str(d, "name")));
     w.w(0, &format!("Namespace:\t{}\n", meta_str(d, "namespace")));
-    w.w(0, &format!("CreationTimestamp:\t{}\n", time_or(d, "/metadata/creationTimestamp", "")));
+    w.w(
+        0,
+        &format!(
+            "CreationTimestamp:\t{}\n",
+            time_or(d, "/metadata/creationTimestamp", "")
+        ),
+    );
     labels(w, "Labels", &string_map(d, "/metadata/labels"));
     annotations(w, "Annotations", &string_map(d, "/metadata/annotations"));
-    w.w(0, &format!("Selector:\t{}\n", d.pointer("/spec/selector").map(format_label_selector).unwrap_or_else(|| "<none>".into())));
-    w.w(0, &format!(
-        "Replicas:\t{} desired | {} updated | {} total | {} available | {} unavailable\n",
-        int(d, "/spec/replicas").unwrap_or(1),
-        int(d, "/status/updatedReplicas").unwrap_or(0),
-        int(d, "/status/replicas").unwrap_or(0),
-        int(d, "/status/availableReplicas").unwrap_or(0),
-        int(d, "/status/unavailableReplicas").unwrap_or(0)
-    ));
-    w.w(0, &format!("StrategyType:\t{}\n", s(d, "/spec/strategy/type")));
-    w.w(0, &format!("MinReadySeconds:\t{}\n", int(d, "/spec/minReadySeconds").unwrap_or(0)));
+    w.w(
+        0,
+        &format!(
+            "Selector:\t{}\n",
+            d.pointer("/spec/selector")
+                .map(format_label_selector)
+                .unwrap_or_else(|| "<none>".into())
+        ),
+    );
+    w.w(
+        0,
+        &format!(
+            "Replicas:\t{} desired | {} updated | {} total | {} available | {} unavailable\n",
+            int(d, "/spec/replicas").unwrap_or(1),
+            int(d, "/status/updatedReplicas").unwrap_or(0),
+            int(d, "/status/replicas").unwrap_or(0),
+            int(d, "/status/availableReplicas").unwrap_or(0),
+            int(d, "/status/unavailableReplicas").unwrap_or(0)
+        ),
+    );
+    w.w(
+        0,
+        &format!("StrategyType:\t{}\n", s(d, "/spec/strategy/type")),
+    );
+    w.w(
+        0,
+        &format!(
+            "MinReadySeconds:\t{}\n",
+            int(d, "/spec/minReadySeconds").unwrap_or(0)
+        ),
+    );
     if let Some(ru) = d.pointer("/spec/strategy/rollingUpdate") {
         let f = |k: &str| ru.get(k).map(plain).unwrap_or_else(|| "25%".into());
-        w.w(0, &format!("RollingUpdateStrategy:\t{} max unavailable, {} max surge\n", f("maxUnavailable"), f("maxSurge")));
+        w.w(
+            0,
+            &format!(
+                "RollingUpdateStrategy:\t{} max unavailable, {} max surge\n",
+                f("maxUnavailable"),
+                f("maxSurge")
+            ),
+        );
     }
     describe_pod_template(w, d.pointer("/spec/template"));
     conditions_with_reason(w, d);
     let template = template_without_hash(d.pointer("/spec/template"));
-    let revision = s(d, "/metadata/annotations/deployment.kubernetes.io~1revision");
+    let revision = s(
+        d,
+        "/metadata/annotations/deployment.kubernetes.io~1revision",
+    );
     let new_rs = replica_sets
         .iter()
         .find(|r| template_without_hash(r.pointer("/spec/template")) == template)
         .or_else(|| {
-            replica_sets
-                .iter()
-                .find(|r| !revision.is_empty() && s(r, "/metadata/annotations/deployment.kubernetes.io~1revision") == revision)
+            replica_sets.iter().find(|r| {
+                !revision.is_empty()
+                    && s(
+                        r,
+                        "/metadata/annotations/deployment.kubernetes.io~1revision",
+                    ) == revision
+            })
         });
     let new_name = new_rs.map(|r| meta_str(r, "name"));
     let old: Vec<&Value> = replica_sets
         .iter()
-        .filter(|r| Some(meta_str(r, "name")) != new_name && int(r, "/spec/replicas").unwrap_or(0) != 0)
+        .filter(|r| {
+            Some(meta_str(r, "name")) != new_name && int(r, "/spec/replicas").unwrap_or(0) != 0
+        })
         .collect();
     w.w(0, &format!("OldReplicaSets:\t{}\n", rs_summary(&old)));
-    w.w(0, &format!("NewReplicaSet:\t{}\n", rs_summary(&new_rs.into_iter().collect::<Vec<_>>())));
+    w.w(
+        0,
+        &format!(
+            "NewReplicaSet:\t{}\n",
+            rs_summary(&new_rs.into_iter().collect::<Vec<_>>())
+        ),
+    );
 }
 
 fn describe_replicaset(w: &mut Writer, rs: &Value, pods: &[Value]) {
     w.w(0, &format!("Name:\t{}\n", meta_str(rs, "name")));
     w.w(0, &format!("Namespace:\t{}\n", meta_str(rs, "namespace")));
-    w.w(0, &format!("Selector:\t{}\n", rs.pointer("/spec/selector").map(format_label_selector).unwrap_or_else(|| "<none>".into())));
+    w.w(
+        0,
+        &format!(
+            "Selector:\t{}\n",
+            rs.pointer("/spec/selector")
+                .map(format_label_selector)
+                .unwrap_or_else(|| "<none>".into())
+        ),
+    );
     labels(w, "Labels", &string_map(rs, "/metadata/labels"));
     annotations(w, "Annotations", &string_map(rs, "/metadata/annotations"));
     if let Some(c) = controlled_by(rs) {
         w.w(0, &format!("Controlled By:\t{c}\n"));
     }
-    w.w(0, &format!(
-        "Replicas:\t{} current / {} desired\n",
-        int(rs, "/status/replicas").unwrap_or(0),
-        int(rs, "/spec/replicas").unwrap_or(1)
-    ));
-    let count = |phase: &str| pods.iter().filter(|p| s(p, "/status/phase") == phase).count();
-    w.w(0, &format!(
-        "Pods Status:\t{} Running / {} Waiting / {} Succeeded / {} Failed\n",
-        count("Running"),
-        count("Pending"),
-        count("Succeeded"),
-        count("Failed")
-    ));
+    w.w(
+        0,
+        &format!(
+            "Replicas:\t{} current / {} desired\n",
+            int(rs, "/status/replicas").unwrap_or(0),
+            int(rs, "/spec/replicas").unwrap_or(1)
+        ),
+    );
+    let count = |phase: &str| {
+        pods.iter()
+            .filter(|p| s(p, "/status/phase") == phase)
+            .count()
+    };
+    w.w(
+        0,
+        &format!(
+            "Pods Status:\t{} Running / {} Waiting / {} Succeeded / {} Failed\n",
+            count("Running"),
+            count("Pending"),
+            count("Succeeded"),
+            count("Failed")
+        ),
+    );
     describe_pod_template(w, rs.pointer("/spec/template"));
     conditions_with_reason(w, rs);
 }
@@ -1099,10 +1407,11 @@ fn format_endpoints(slices: &[Value], port_name: &str) -> String {
                 if list.len() == MAX {
                     more = true;
                 }
-                if !more && ready(e) {
-                    if let Some(a) = arr(e, "/addresses").first() {
-                        list.push(plain(a));
-                    }
+                if !more
+                    && ready(e)
+                    && let Some(a) = arr(e, "/addresses").first()
+                {
+                    list.push(plain(a));
                 }
                 count += 1;
             }
@@ -1113,19 +1422,28 @@ fn format_endpoints(slices: &[Value], port_name: &str) -> String {
                 if list.len() == MAX {
                     more = true;
                 }
-                if !more && ready(e) {
-                    if let Some(a) = arr(e, "/addresses").first() {
-                        let addr = plain(a);
-                        let port = int(p, "/port").unwrap_or(0);
-                        list.push(if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") });
-                    }
+                if !more
+                    && ready(e)
+                    && let Some(a) = arr(e, "/addresses").first()
+                {
+                    let addr = plain(a);
+                    let port = int(p, "/port").unwrap_or(0);
+                    list.push(if addr.contains(':') {
+                        format!("[{addr}]:{port}")
+                    } else {
+                        format!("{addr}:{port}")
+                    });
                 }
                 count += 1;
             }
         }
     }
     let text = list.join(",");
-    if more { format!("{text} + {} more...", count - MAX) } else { text }
+    if more {
+        format!("{text} + {} more...", count - MAX)
+    } else {
+        text
+    }
 }
 
 fn describe_service(w: &mut Writer, svc: &Value, slices: &[Value]) {
@@ -1134,15 +1452,25 @@ fn describe_service(w: &mut Writer, svc: &Value, slices: &[Value]) {
     let sel_text = if selector.is_empty() {
         "<none>".to_string()
     } else {
-        selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+        selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
     };
     w.w(0, &format!("Selector:\t{sel_text}\n"));
     w.w(0, &format!("Type:\t{}\n", s(svc, "/spec/type")));
     if !s(svc, "/spec/ipFamilyPolicy").is_empty() {
-        w.w(0, &format!("IP Family Policy:\t{}\n", s(svc, "/spec/ipFamilyPolicy")));
+        w.w(
+            0,
+            &format!("IP Family Policy:\t{}\n", s(svc, "/spec/ipFamilyPolicy")),
+        );
     }
     let families: Vec<String> = arr(svc, "/spec/ipFamilies").iter().map(plain).collect();
-    w.w(0, &format!("IP Families:\t{}\n", or_none(&families.join(","))));
+    w.w(
+        0,
+        &format!("IP Families:\t{}\n", or_none(&families.join(","))),
+    );
     w.w(0, &format!("IP:\t{}\n", s(svc, "/spec/clusterIP")));
     let ips: Vec<String> = arr(svc, "/spec/clusterIPs").iter().map(plain).collect();
     w.w(0, &format!("IPs:\t{}\n", or_none(&ips.join(","))));
@@ -1154,14 +1482,26 @@ fn describe_service(w: &mut Writer, svc: &Value, slices: &[Value]) {
         w.w(0, &format!("IP:\t{}\n", s(svc, "/spec/loadBalancerIP")));
     }
     if !s(svc, "/spec/externalName").is_empty() {
-        w.w(0, &format!("External Name:\t{}\n", s(svc, "/spec/externalName")));
+        w.w(
+            0,
+            &format!("External Name:\t{}\n", s(svc, "/spec/externalName")),
+        );
     }
     let ingress: Vec<String> = arr(svc, "/status/loadBalancer/ingress")
         .iter()
-        .map(|i| if s(i, "/ip").is_empty() { s(i, "/hostname").to_string() } else { s(i, "/ip").to_string() })
+        .map(|i| {
+            if s(i, "/ip").is_empty() {
+                s(i, "/hostname").to_string()
+            } else {
+                s(i, "/ip").to_string()
+            }
+        })
         .collect();
     if !ingress.is_empty() {
-        w.w(0, &format!("LoadBalancer Ingress:\t{}\n", ingress.join(", ")));
+        w.w(
+            0,
+            &format!("LoadBalancer Ingress:\t{}\n", ingress.join(", ")),
+        );
     }
     for p in arr(svc, "/spec/ports") {
         let name = match s(p, "/name") {
@@ -1172,20 +1512,44 @@ fn describe_service(w: &mut Writer, svc: &Value, slices: &[Value]) {
             "" => "TCP",
             other => other,
         };
-        w.w(0, &format!("Port:\t{name}\t{}/{proto}\n", int(p, "/port").unwrap_or(0)));
-        let target = p.get("targetPort").map(plain).unwrap_or_else(|| int(p, "/port").unwrap_or(0).to_string());
+        w.w(
+            0,
+            &format!("Port:\t{name}\t{}/{proto}\n", int(p, "/port").unwrap_or(0)),
+        );
+        let target = p
+            .get("targetPort")
+            .map(plain)
+            .unwrap_or_else(|| int(p, "/port").unwrap_or(0).to_string());
         w.w(0, &format!("TargetPort:\t{target}/{proto}\n"));
         if let Some(np) = int(p, "/nodePort").filter(|n| *n != 0) {
             w.w(0, &format!("NodePort:\t{name}\t{np}/{proto}\n"));
         }
-        w.w(0, &format!("Endpoints:\t{}\n", format_endpoints(slices, s(p, "/name"))));
+        w.w(
+            0,
+            &format!("Endpoints:\t{}\n", format_endpoints(slices, s(p, "/name"))),
+        );
     }
-    w.w(0, &format!("Session Affinity:\t{}\n", s(svc, "/spec/sessionAffinity")));
+    w.w(
+        0,
+        &format!("Session Affinity:\t{}\n", s(svc, "/spec/sessionAffinity")),
+    );
     if !s(svc, "/spec/externalTrafficPolicy").is_empty() {
-        w.w(0, &format!("External Traffic Policy:\t{}\n", s(svc, "/spec/externalTrafficPolicy")));
+        w.w(
+            0,
+            &format!(
+                "External Traffic Policy:\t{}\n",
+                s(svc, "/spec/externalTrafficPolicy")
+            ),
+        );
     }
     if !s(svc, "/spec/internalTrafficPolicy").is_empty() {
-        w.w(0, &format!("Internal Traffic Policy:\t{}\n", s(svc, "/spec/internalTrafficPolicy")));
+        w.w(
+            0,
+            &format!(
+                "Internal Traffic Policy:\t{}\n",
+                s(svc, "/spec/internalTrafficPolicy")
+            ),
+        );
     }
 }
 
@@ -1214,7 +1578,11 @@ fn pod_resources(pod: &Value, kind: &str, resource: &str) -> Quantity {
 }
 
 fn percent(part: &Quantity, whole: &Quantity, milli: bool) -> i64 {
-    let (p, w) = if milli { (part.to_milli(), whole.to_milli()) } else { (part.value(), whole.value()) };
+    let (p, w) = if milli {
+        (part.to_milli(), whole.to_milli())
+    } else {
+        (part.value(), whole.value())
+    };
     match (p, w) {
         (Some(p), Some(w)) if w != 0 => i64::try_from(p * 100 / w).unwrap_or(0),
         _ => 0,
@@ -1238,39 +1606,81 @@ fn describe_node(w: &mut Writer, node: &Value, extra: &NodeExtras) {
     w.w(0, &format!("Roles:\t{}\n", or_none(&roles.join(","))));
     labels(w, "Labels", &labels_map);
     annotations(w, "Annotations", &string_map(node, "/metadata/annotations"));
-    w.w(0, &format!("CreationTimestamp:\t{}\n", time_or(node, "/metadata/creationTimestamp", "")));
+    w.w(
+        0,
+        &format!(
+            "CreationTimestamp:\t{}\n",
+            time_or(node, "/metadata/creationTimestamp", "")
+        ),
+    );
     taints(w, arr(node, "/spec/taints"));
-    w.w(0, &format!("Unschedulable:\t{}\n", boolean(node, "/spec/unschedulable").unwrap_or(false)));
+    w.w(
+        0,
+        &format!(
+            "Unschedulable:\t{}\n",
+            boolean(node, "/spec/unschedulable").unwrap_or(false)
+        ),
+    );
     if let Some(lease) = &extra.lease {
         w.w(0, "Lease:\n");
-        w.w(1, &format!("HolderIdentity:\t{}\n", match s(lease, "/spec/holderIdentity") {
-            "" => "<unset>",
-            h => h,
-        }));
-        w.w(1, &format!("AcquireTime:\t{}\n", time_or(lease, "/spec/acquireTime", "<unset>")));
-        w.w(1, &format!("RenewTime:\t{}\n", time_or(lease, "/spec/renewTime", "<unset>")));
+        w.w(
+            1,
+            &format!(
+                "HolderIdentity:\t{}\n",
+                match s(lease, "/spec/holderIdentity") {
+                    "" => "<unset>",
+                    h => h,
+                }
+            ),
+        );
+        w.w(
+            1,
+            &format!(
+                "AcquireTime:\t{}\n",
+                time_or(lease, "/spec/acquireTime", "<unset>")
+            ),
+        );
+        w.w(
+            1,
+            &format!(
+                "RenewTime:\t{}\n",
+                time_or(lease, "/spec/renewTime", "<unset>")
+            ),
+        );
     }
     let conditions = arr(node, "/status/conditions");
     if !conditions.is_empty() {
-        w.w(0, "Conditions:\n  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage\n");
-        w.w(1, "----\t------\t-----------------\t------------------\t------\t-------\n");
+        w.w(
+            0,
+            "Conditions:\n  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage\n",
+        );
+        w.w(
+            1,
+            "----\t------\t-----------------\t------------------\t------\t-------\n",
+        );
         for c in conditions {
-            w.w(1, &format!(
-                "{} \t{} \t{} \t{} \t{} \t{}\n",
-                s(c, "/type"),
-                s(c, "/status"),
-                time_or(c, "/lastHeartbeatTime", ""),
-                time_or(c, "/lastTransitionTime", ""),
-                s(c, "/reason"),
-                s(c, "/message")
-            ));
+            w.w(
+                1,
+                &format!(
+                    "{} \t{} \t{} \t{} \t{} \t{}\n",
+                    s(c, "/type"),
+                    s(c, "/status"),
+                    time_or(c, "/lastHeartbeatTime", ""),
+                    time_or(c, "/lastTransitionTime", ""),
+                    s(c, "/reason"),
+                    s(c, "/message")
+                ),
+            );
         }
     }
     w.w(0, "Addresses:\n");
     for a in arr(node, "/status/addresses") {
         w.w(1, &format!("{}:\t{}\n", s(a, "/type"), s(a, "/address")));
     }
-    for (field, title) in [("/status/capacity", "Capacity"), ("/status/allocatable", "Allocatable")] {
+    for (field, title) in [
+        ("/status/capacity", "Capacity"),
+        ("/status/allocatable", "Allocatable"),
+    ] {
         let list = string_map(node, field);
         if !list.is_empty() {
             w.w(0, &format!("{title}:\n"));
@@ -1292,7 +1702,13 @@ fn describe_node(w: &mut Writer, node: &Value, extra: &NodeExtras) {
         ("kubeletVersion", "Kubelet Version"),
         ("kubeProxyVersion", "Kube-Proxy Version"),
     ] {
-        w.w(0, &format!("  {title}:\t{}\n", s(node, &format!("/status/nodeInfo/{field}"))));
+        w.w(
+            0,
+            &format!(
+                "  {title}:\t{}\n",
+                s(node, &format!("/status/nodeInfo/{field}"))
+            ),
+        );
     }
     if !s(node, "/spec/podCIDR").is_empty() {
         w.w(0, &format!("PodCIDR:\t{}\n", s(node, "/spec/podCIDR")));
@@ -1302,13 +1718,19 @@ fn describe_node(w: &mut Writer, node: &Value, extra: &NodeExtras) {
         w.w(0, &format!("PodCIDRs:\t{}\n", cidrs.join(",")));
     }
     if !s(node, "/spec/providerID").is_empty() {
-        w.w(0, &format!("ProviderID:\t{}\n", s(node, "/spec/providerID")));
+        w.w(
+            0,
+            &format!("ProviderID:\t{}\n", s(node, "/spec/providerID")),
+        );
     }
     let Some(pods) = &extra.pods else {
         w.w(0, "Pods:\tnot authorized\n");
         return;
     };
-    let allocatable = if node.pointer("/status/allocatable").is_some_and(|a| a.as_object().is_some_and(|m| !m.is_empty())) {
+    let allocatable = if node
+        .pointer("/status/allocatable")
+        .is_some_and(|a| a.as_object().is_some_and(|m| !m.is_empty()))
+    {
         "/status/allocatable"
     } else {
         "/status/capacity"
@@ -1316,9 +1738,18 @@ fn describe_node(w: &mut Writer, node: &Value, extra: &NodeExtras) {
     let alloc_cpu = quantity(node, &format!("{allocatable}/cpu"));
     let alloc_mem = quantity(node, &format!("{allocatable}/memory"));
     let alloc_eph = quantity(node, &format!("{allocatable}/ephemeral-storage"));
-    w.w(0, &format!("Non-terminated Pods:\t({} in total)\n", pods.len()));
-    w.w(1, "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge\n");
-    w.w(1, "---------\t----\t\t------------\t----------\t---------------\t-------------\t---\n");
+    w.w(
+        0,
+        &format!("Non-terminated Pods:\t({} in total)\n", pods.len()),
+    );
+    w.w(
+        1,
+        "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge\n",
+    );
+    w.w(
+        1,
+        "---------\t----\t\t------------\t----------\t---------------\t-------------\t---\n",
+    );
     let zero = Quantity::from_milli(0);
     let mut totals = [zero, zero, zero, zero, zero, zero];
     for p in pods {
@@ -1333,41 +1764,63 @@ fn describe_node(w: &mut Writer, node: &Value, extra: &NodeExtras) {
         for (t, v) in totals.iter_mut().zip(vals.iter()) {
             *t = t.checked_add(v).unwrap_or(*t);
         }
-        w.w(1, &format!(
-            "{}\t{}\t\t{} ({}%)\t{} ({}%)\t{} ({}%)\t{} ({}%)\t{}\n",
-            meta_str(p, "namespace"),
-            meta_str(p, "name"),
-            vals[0].canonical(),
-            percent(&vals[0], &alloc_cpu, true),
-            vals[1].canonical(),
-            percent(&vals[1], &alloc_cpu, true),
-            vals[2].canonical(),
-            percent(&vals[2], &alloc_mem, false),
-            vals[3].canonical(),
-            percent(&vals[3], &alloc_mem, false),
-            age(p.pointer("/metadata/creationTimestamp").and_then(Value::as_str))
-        ));
+        w.w(
+            1,
+            &format!(
+                "{}\t{}\t\t{} ({}%)\t{} ({}%)\t{} ({}%)\t{} ({}%)\t{}\n",
+                meta_str(p, "namespace"),
+                meta_str(p, "name"),
+                vals[0].canonical(),
+                percent(&vals[0], &alloc_cpu, true),
+                vals[1].canonical(),
+                percent(&vals[1], &alloc_cpu, true),
+                vals[2].canonical(),
+                percent(&vals[2], &alloc_mem, false),
+                vals[3].canonical(),
+                percent(&vals[3], &alloc_mem, false),
+                age(p
+                    .pointer("/metadata/creationTimestamp")
+                    .and_then(Value::as_str))
+            ),
+        );
     }
-    w.w(0, "Allocated resources:\n  (Total limits may be over 100 percent, i.e., overcommitted.)\n");
+    w.w(
+        0,
+        "Allocated resources:\n  (Total limits may be over 100 percent, i.e., overcommitted.)\n",
+    );
     w.w(1, "Resource\tRequests\tLimits\n");
     w.w(1, "--------\t--------\t------\n");
     let rows = [
         ("cpu", &totals[0], &totals[1], &alloc_cpu, true),
         ("memory", &totals[2], &totals[3], &alloc_mem, false),
-        ("ephemeral-storage", &totals[4], &totals[5], &alloc_eph, false),
+        (
+            "ephemeral-storage",
+            &totals[4],
+            &totals[5],
+            &alloc_eph,
+            false,
+        ),
     ];
     for (name, req, lim, alloc, milli) in rows {
-        w.w(1, &format!(
-            "{name}\t{} ({}%)\t{} ({}%)\n",
-            req.canonical(),
-            percent(req, alloc, milli),
-            lim.canonical(),
-            percent(lim, alloc, milli)
-        ));
+        w.w(
+            1,
+            &format!(
+                "{name}\t{} ({}%)\t{} ({}%)\n",
+                req.canonical(),
+                percent(req, alloc, milli),
+                lim.canonical(),
+                percent(lim, alloc, milli)
+            ),
+        );
     }
 }
 
-fn describe_namespace(w: &mut Writer, ns: &Value, quotas: Option<&[Value]>, limits: Option<&[Value]>) {
+fn describe_namespace(
+    w: &mut Writer,
+    ns: &Value,
+    quotas: Option<&[Value]>,
+    limits: Option<&[Value]>,
+) {
     w.w(0, &format!("Name:\t{}\n", meta_str(ns, "name")));
     labels(w, "Labels", &string_map(ns, "/metadata/labels"));
     annotations(w, "Annotations", &string_map(ns, "/metadata/annotations"));
@@ -1378,14 +1831,17 @@ fn describe_namespace(w: &mut Writer, ns: &Value, quotas: Option<&[Value]>, limi
         w.w(1, "Type\tStatus\tLastTransitionTime\tReason\tMessage\n");
         w.w(1, "----\t------\t------------------\t------\t-------\n");
         for c in conditions {
-            w.w(1, &format!(
-                "{}\t{}\t{}\t{}\t{}\n",
-                s(c, "/type"),
-                s(c, "/status"),
-                time_or(c, "/lastTransitionTime", ""),
-                s(c, "/reason"),
-                s(c, "/message")
-            ));
+            w.w(
+                1,
+                &format!(
+                    "{}\t{}\t{}\t{}\t{}\n",
+                    s(c, "/type"),
+                    s(c, "/status"),
+                    time_or(c, "/lastTransitionTime", ""),
+                    s(c, "/reason"),
+                    s(c, "/message")
+                ),
+            );
         }
     }
     if let Some(quotas) = quotas {
@@ -1400,7 +1856,13 @@ fn describe_namespace(w: &mut Writer, ns: &Value, quotas: Option<&[Value]>, limi
                 w.w(1, "--------\t---\t---\n");
                 let used = string_map(q, "/status/used");
                 for (k, hard) in string_map(q, "/status/hard") {
-                    w.w(1, &format!("{k}\t{}\t{hard}\n", used.get(&k).map(String::as_str).unwrap_or("0")));
+                    w.w(
+                        1,
+                        &format!(
+                            "{k}\t{}\t{hard}\n",
+                            used.get(&k).map(String::as_str).unwrap_or("0")
+                        ),
+                    );
                 }
             }
         }
@@ -1415,7 +1877,13 @@ fn describe_namespace(w: &mut Writer, ns: &Value, quotas: Option<&[Value]>, limi
             for lr in limits {
                 for item in arr(lr, "/spec/limits") {
                     let mut resources: Vec<String> = Vec::new();
-                    for f in ["min", "max", "default", "defaultRequest", "maxLimitRequestRatio"] {
+                    for f in [
+                        "min",
+                        "max",
+                        "default",
+                        "defaultRequest",
+                        "maxLimitRequestRatio",
+                    ] {
                         for k in string_map(item, &format!("/{f}")).into_keys() {
                             if !resources.contains(&k) {
                                 resources.push(k);
@@ -1425,17 +1893,22 @@ fn describe_namespace(w: &mut Writer, ns: &Value, quotas: Option<&[Value]>, limi
                     resources.sort();
                     for r in resources {
                         let get = |f: &str| {
-                            item.pointer(&format!("/{f}/{r}")).map(plain).unwrap_or_else(|| "-".into())
+                            item.pointer(&format!("/{f}/{r}"))
+                                .map(plain)
+                                .unwrap_or_else(|| "-".into())
                         };
-                        w.w(0, &format!(
-                            " {}\t{r}\t{}\t{}\t{}\t{}\t{}\n",
-                            s(item, "/type"),
-                            get("min"),
-                            get("max"),
-                            get("defaultRequest"),
-                            get("default"),
-                            get("maxLimitRequestRatio")
-                        ));
+                        w.w(
+                            0,
+                            &format!(
+                                " {}\t{r}\t{}\t{}\t{}\t{}\t{}\n",
+                                s(item, "/type"),
+                                get("min"),
+                                get("max"),
+                                get("defaultRequest"),
+                                get("default"),
+                                get("maxLimitRequestRatio")
+                            ),
+                        );
                     }
                 }
             }
@@ -1480,7 +1953,15 @@ fn describe_secret(w: &mut Writer, secret: &Value) {
 fn describe_job(w: &mut Writer, job: &Value) {
     w.w(0, &format!("Name:\t{}\n", meta_str(job, "name")));
     w.w(0, &format!("Namespace:\t{}\n", meta_str(job, "namespace")));
-    w.w(0, &format!("Selector:\t{}\n", job.pointer("/spec/selector").map(format_label_selector).unwrap_or_else(|| "<none>".into())));
+    w.w(
+        0,
+        &format!(
+            "Selector:\t{}\n",
+            job.pointer("/spec/selector")
+                .map(format_label_selector)
+                .unwrap_or_else(|| "<none>".into())
+        ),
+    );
     labels(w, "Labels", &string_map(job, "/metadata/labels"));
     annotations(w, "Annotations", &string_map(job, "/metadata/annotations"));
     if let Some(c) = controlled_by(job) {
@@ -1494,7 +1975,10 @@ fn describe_job(w: &mut Writer, job: &Value) {
         None => w.w(0, "Completions:\t<unset>\n"),
     }
     if !s(job, "/spec/completionMode").is_empty() {
-        w.w(0, &format!("Completion Mode:\t{}\n", s(job, "/spec/completionMode")));
+        w.w(
+            0,
+            &format!("Completion Mode:\t{}\n", s(job, "/spec/completionMode")),
+        );
     }
     if let Some(b) = boolean(job, "/spec/suspend") {
         w.w(0, &format!("Suspend:\t{b}\n"));
@@ -1513,8 +1997,17 @@ fn describe_job(w: &mut Writer, job: &Value) {
     if !done.is_empty() {
         w.w(0, &format!("Completed At:\t{}\n", describe_time(done)));
     }
-    if let (Ok(a), Ok(b)) = (start.parse::<jiff::Timestamp>(), done.parse::<jiff::Timestamp>()) {
-        w.w(0, &format!("Duration:\t{}\n", human_duration(b.as_second() - a.as_second())));
+    if let (Ok(a), Ok(b)) = (
+        start.parse::<jiff::Timestamp>(),
+        done.parse::<jiff::Timestamp>(),
+    ) {
+        w.w(
+            0,
+            &format!(
+                "Duration:\t{}\n",
+                human_duration(b.as_second() - a.as_second())
+            ),
+        );
     }
     if let Some(d) = int(job, "/spec/activeDeadlineSeconds") {
         w.w(0, &format!("Active Deadline Seconds:\t{d}s\n"));
@@ -1529,7 +2022,13 @@ fn describe_job(w: &mut Writer, job: &Value) {
         None => w.w(0, &format!("Pods Statuses:\t{active} Active / {succeeded} Succeeded / {failed} Failed\n")),
     }
     if s(job, "/spec/completionMode") == "Indexed" {
-        w.w(0, &format!("Completed Indexes:\t{}\n", or_none(s(job, "/status/completedIndexes"))));
+        w.w(
+            0,
+            &format!(
+                "Completed Indexes:\t{}\n",
+                or_none(s(job, "/status/completedIndexes"))
+            ),
+        );
     }
     describe_pod_template(w, job.pointer("/spec/template"));
 }
@@ -1573,7 +2072,13 @@ fn smart_label(field: &str) -> String {
         .join(" ")
 }
 
-fn unstructured(w: &mut Writer, level: usize, content: &Map<String, Value>, prefix: &str, skip: &[&str]) {
+fn unstructured(
+    w: &mut Writer,
+    level: usize,
+    content: &Map<String, Value>,
+    prefix: &str,
+    skip: &[&str],
+) {
     let mut fields: Vec<&String> = content.keys().collect();
     fields.sort();
     for field in fields {
@@ -1595,7 +2100,10 @@ fn unstructured(w: &mut Writer, level: usize, content: &Map<String, Value>, pref
                     }
                 }
             }
-            other => w.w(level, &format!("{}:\t{}\n", smart_label(field), plain(other))),
+            other => w.w(
+                level,
+                &format!("{}:\t{}\n", smart_label(field), plain(other)),
+            ),
         }
     }
 }
@@ -1634,10 +2142,21 @@ mod tests {
     fn labels_and_annotations_blocks() {
         let text = render(|w| {
             w.w(0, "Name:\tx\n");
-            labels(w, "Labels", &BTreeMap::from([("app".into(), "a".into()), ("tier".into(), "web".into())]));
-            annotations(w, "Annotations", &BTreeMap::from([(super::super::apply::LAST_APPLIED.to_string(), "{}".into())]));
+            labels(
+                w,
+                "Labels",
+                &BTreeMap::from([("app".into(), "a".into()), ("tier".into(), "web".into())]),
+            );
+            annotations(
+                w,
+                "Annotations",
+                &BTreeMap::from([(super::super::apply::LAST_APPLIED.to_string(), "{}".into())]),
+            );
         });
-        assert_eq!(text, "Name:         x\nLabels:       app=a\n              tier=web\nAnnotations:  <none>\n");
+        assert_eq!(
+            text,
+            "Name:         x\nLabels:       app=a\n              tier=web\nAnnotations:  <none>\n"
+        );
     }
 
     #[test]
@@ -1711,10 +2230,15 @@ Tolerations:     <none>
 
     #[test]
     fn selectors_format_sorted() {
-        assert_eq!(format_label_selector(&json!({"matchLabels": {"b": "2", "a": "1"}})), "a=1,b=2");
+        assert_eq!(
+            format_label_selector(&json!({"matchLabels": {"b": "2", "a": "1"}})),
+            "a=1,b=2"
+        );
         assert_eq!(format_label_selector(&json!({})), "<none>");
         assert_eq!(
-            format_label_selector(&json!({"matchExpressions": [{"key": "x", "operator": "NotIn", "values": ["b", "a"]}]})),
+            format_label_selector(
+                &json!({"matchExpressions": [{"key": "x", "operator": "NotIn", "values": ["b", "a"]}]})
+            ),
             "x notin (a,b)"
         );
     }
@@ -1739,7 +2263,10 @@ Tolerations:     <none>
             "spec": {"size": 3, "tags": ["a", "b"]}});
         let text = render(|w| describe_generic(w, &obj));
         assert!(text.contains("API Version:  example.com/v1\n"), "{text}");
-        assert!(text.contains("Spec:\n  Size:  3\n  Tags:\n    a\n    b\n"), "{text}");
+        assert!(
+            text.contains("Spec:\n  Size:  3\n  Tags:\n    a\n    b\n"),
+            "{text}"
+        );
         assert!(!text.contains("  Name:"), "{text}");
     }
 

@@ -35,7 +35,9 @@ pub struct EventsArgs {
 }
 
 fn ts<'a>(e: &'a Value, pointer: &str) -> Option<&'a str> {
-    e.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
+    e.pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// When an event last happened, for sorting.
@@ -55,7 +57,10 @@ pub fn interval(e: &Value) -> String {
     let first = age(ts(e, "/eventTime").or_else(|| ts(e, "/firstTimestamp")));
     if let Some(series) = e.get("series").filter(|s| s.is_object()) {
         let count = series.get("count").and_then(Value::as_i64).unwrap_or(0);
-        return format!("{} (x{count} over {first})", age(ts(series, "/lastObservedTime")));
+        return format!(
+            "{} (x{count} over {first})",
+            age(ts(series, "/lastObservedTime"))
+        );
     }
     let count = e.get("count").and_then(Value::as_i64).unwrap_or(0);
     if count > 1 {
@@ -97,10 +102,11 @@ fn header(all_namespaces: bool) -> &'static str {
 }
 
 pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
-    if let Some(o) = &args.output {
-        if o != "yaml" && o != "json" {
-            anyhow::bail!("--output must be 'yaml' or 'json'");
-        }
+    if let Some(o) = &args.output
+        && o != "yaml"
+        && o != "json"
+    {
+        anyhow::bail!("--output must be 'yaml' or 'json'");
     }
     let session = Session::connect(&args.global).await?;
     let rt = session.resolve("events").await?;
@@ -118,14 +124,16 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
         fields.push(format!("type={}", args.types[0]));
     }
     let field_selector = fields.join(",");
-    let base = with_query(&rt.collection_path(ns.as_deref()), &[("fieldSelector", Some(&field_selector))]);
+    let base = with_query(
+        &rt.collection_path(ns.as_deref()),
+        &[("fieldSelector", Some(&field_selector))],
+    );
     let list = session.api.list(&base, ACCEPT_JSON).await?;
     let wanted = |e: &Value| {
         args.types.is_empty()
-            || args
-                .types
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(e.get("type").and_then(Value::as_str).unwrap_or_default()))
+            || args.types.iter().any(|t| {
+                t.eq_ignore_ascii_case(e.get("type").and_then(Value::as_str).unwrap_or_default())
+            })
     };
     let mut events: Vec<Value> = list
         .get("items")
@@ -142,14 +150,23 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
             .into_iter()
             .map(|mut e| {
                 if let Value::Object(m) = &mut e {
-                    m.entry("apiVersion").or_insert_with(|| Value::String("v1".into()));
-                    m.entry("kind").or_insert_with(|| Value::String("Event".into()));
+                    m.entry("apiVersion")
+                        .or_insert_with(|| Value::String("v1".into()));
+                    m.entry("kind")
+                        .or_insert_with(|| Value::String("Event".into()));
                 }
                 e
             })
             .collect();
         let doc = output::as_list(items);
-        out!("{}", if o == "json" { output::to_json(&doc) } else { output::to_yaml(&doc) });
+        out!(
+            "{}",
+            if o == "json" {
+                output::to_json(&doc)
+            } else {
+                output::to_yaml(&doc)
+            }
+        );
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -171,8 +188,17 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
     if !args.watch {
         return Ok(ExitCode::SUCCESS);
     }
-    let rv = list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
-    let url = with_query(&format!("{base}{}watch=true", if base.contains('?') { '&' } else { '?' }), &[("resourceVersion", Some(rv))]);
+    let rv = list
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let url = with_query(
+        &format!(
+            "{base}{}watch=true",
+            if base.contains('?') { '&' } else { '?' }
+        ),
+        &[("resourceVersion", Some(rv))],
+    );
     let mut lines = session.api.lines(&url, ACCEPT_JSON).await?;
     loop {
         let line = tokio::select! {
@@ -216,7 +242,8 @@ mod tests {
         assert_eq!(interval(&single), "30s");
         let repeated = json!({"firstTimestamp": ago(600), "lastTimestamp": ago(60), "count": 4});
         assert_eq!(interval(&repeated), "60s (x4 over 10m)");
-        let series = json!({"eventTime": ago(300), "series": {"count": 2, "lastObservedTime": ago(10)}});
+        let series =
+            json!({"eventTime": ago(300), "series": {"count": 2, "lastObservedTime": ago(10)}});
         assert_eq!(interval(&series), "10s (x2 over 5m)");
         let mut events = vec![
             json!({"metadata": {"name": "b"}, "lastTimestamp": ago(5)}),
@@ -231,6 +258,9 @@ mod tests {
         let e = json!({"metadata": {"namespace": "default"}, "type": "Normal", "reason": "Scheduled",
             "involvedObject": {"kind": "Pod", "name": "web"}, "message": "assigned\n"});
         let r = row(&e, true);
-        assert!(r.starts_with("default\t<unknown>\tNormal\tScheduled\tpod/web\tassigned\n"), "{r}");
+        assert!(
+            r.starts_with("default\t<unknown>\tNormal\tScheduled\tpod/web\tassigned\n"),
+            "{r}"
+        );
     }
 }

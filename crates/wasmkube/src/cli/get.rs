@@ -97,12 +97,24 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
     if format.is_table() {
         print_tables(&args, &session, &requests, &format, &mut outcome).await;
     } else {
-        print_objects(&args, &session, &requests, &format, template.as_ref(), &mut outcome).await;
+        print_objects(
+            &args,
+            &session,
+            &requests,
+            &format,
+            template.as_ref(),
+            &mut outcome,
+        )
+        .await;
     }
     Ok(outcome.code())
 }
 
-async fn build_requests(args: &GetArgs, session: &Session, outcome: &mut Outcome) -> anyhow::Result<Vec<Request>> {
+async fn build_requests(
+    args: &GetArgs,
+    session: &Session,
+    outcome: &mut Outcome,
+) -> anyhow::Result<Vec<Request>> {
     let discovery = session.discovery().await?;
     let ns = session.namespace().to_string();
     let mut requests: Vec<Request> = Vec::new();
@@ -115,8 +127,16 @@ async fn build_requests(args: &GetArgs, session: &Session, outcome: &mut Outcome
                     continue;
                 }
             };
-            let api_version = m.object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-            let kind = m.object.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let api_version = m
+                .object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let kind = m
+                .object
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let Some(rt) = discovery.for_kind(api_version, kind) else {
                 outcome.error(format!(
                     "error: resource mapping not found for name: {:?} namespace: {:?} from {:?}: no matches for kind {kind:?} in version {api_version:?}",
@@ -127,7 +147,11 @@ async fn build_requests(args: &GetArgs, session: &Session, outcome: &mut Outcome
                 continue;
             };
             let obj_ns = meta_str(&m.object, "namespace");
-            let namespace = if obj_ns.is_empty() { ns.clone() } else { obj_ns.to_string() };
+            let namespace = if obj_ns.is_empty() {
+                ns.clone()
+            } else {
+                obj_ns.to_string()
+            };
             requests.push(Request {
                 rt: rt.clone(),
                 names: vec![meta_str(&m.object, "name").to_string()],
@@ -242,7 +266,9 @@ async fn print_tables(
     let mut printer = TablePrinter::new(table_options(args, format));
     let mut printed = false;
     for req in requests {
-        let Some(table) = fetch_table(args, session, req, outcome).await else { continue };
+        let Some(table) = fetch_table(args, session, req, outcome).await else {
+            continue;
+        };
         if table.rows.is_empty() {
             continue;
         }
@@ -272,8 +298,10 @@ fn no_resources(args: &GetArgs, session: &Session, requests: &[Request]) -> Stri
 /// Gives list items the `apiVersion` and `kind` servers leave out of them.
 fn with_type(rt: &ResourceType, mut obj: Value) -> Value {
     if let Value::Object(m) = &mut obj {
-        m.entry("apiVersion").or_insert_with(|| Value::String(rt.api_version()));
-        m.entry("kind").or_insert_with(|| Value::String(rt.kind.clone()));
+        m.entry("apiVersion")
+            .or_insert_with(|| Value::String(rt.api_version()));
+        m.entry("kind")
+            .or_insert_with(|| Value::String(rt.kind.clone()));
     }
     obj
 }
@@ -388,7 +416,11 @@ async fn watch(
             ("fieldSelector", field_selector.as_deref()),
         ],
     );
-    let accept = if format.is_table() { ACCEPT_TABLE } else { ACCEPT_JSON };
+    let accept = if format.is_table() {
+        ACCEPT_TABLE
+    } else {
+        ACCEPT_JSON
+    };
     let list = session.api.list(&base, accept).await?;
     let resource_version = list
         .pointer("/metadata/resourceVersion")
@@ -418,14 +450,29 @@ async fn watch(
             }
         }
     } else if !args.watch_only {
-        let items = list.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+        let items = list
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for o in items {
-            print_watch_object(&req.rt, &with_type(&req.rt, o), "ADDED", args, format, template, &mut docs_printed);
+            print_watch_object(
+                &req.rt,
+                &with_type(&req.rt, o),
+                "ADDED",
+                args,
+                format,
+                template,
+                &mut docs_printed,
+            );
         }
     }
 
     let url = with_query(
-        &format!("{base}{}watch=true", if base.contains('?') { '&' } else { '?' }),
+        &format!(
+            "{base}{}watch=true",
+            if base.contains('?') { '&' } else { '?' }
+        ),
         &[("resourceVersion", Some(resource_version.as_str()))],
     );
     let mut lines = session.api.lines(&url, accept).await?;
@@ -439,11 +486,16 @@ async fn watch(
         let Ok(event) = serde_json::from_str::<Value>(&line) else {
             anyhow::bail!("the server sent a watch event that is not JSON: {line}");
         };
-        let kind = event.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+        let kind = event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let object = event.get("object").cloned().unwrap_or(Value::Null);
         match kind.as_str() {
             "ERROR" => {
-                let status = serde_json::from_value(object).map_err(|e| anyhow::anyhow!("bad watch error: {e}"))?;
+                let status = serde_json::from_value(object)
+                    .map_err(|e| anyhow::anyhow!("bad watch error: {e}"))?;
                 return Err(CallError::Server(Box::new(status)).into());
             }
             "BOOKMARK" => continue,
@@ -464,9 +516,17 @@ async fn watch(
             let rows: Vec<Row> = table.rows;
             out!("{}", printer.rows(&columns, &rows));
         } else {
-            print_watch_object(&req.rt, &with_type(&req.rt, object), &kind, args, format, template, &mut docs_printed);
+            print_watch_object(
+                &req.rt,
+                &with_type(&req.rt, object),
+                &kind,
+                args,
+                format,
+                template,
+                &mut docs_printed,
+            );
         }
-        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

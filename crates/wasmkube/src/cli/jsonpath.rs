@@ -56,7 +56,7 @@ impl Template {
     /// Renders the template against `root`.
     pub fn render(&self, root: &Value) -> String {
         let mut out = String::new();
-        render_nodes(&self.nodes, root, root, &mut out);
+        render_nodes(&self.nodes, root, &mut out);
         out
     }
 }
@@ -211,8 +211,9 @@ fn parse_path(expr: &str) -> anyhow::Result<Vec<Step>> {
                 }
             }
             '[' => {
-                let close = find_bracket_end(&chars, i)
-                    .ok_or_else(|| anyhow::anyhow!("error parsing jsonpath {expr}: unterminated ["))?;
+                let close = find_bracket_end(&chars, i).ok_or_else(|| {
+                    anyhow::anyhow!("error parsing jsonpath {expr}: unterminated [")
+                })?;
                 let inner: String = chars[i + 1..close].iter().collect();
                 steps.push(parse_bracket(inner.trim(), expr)?);
                 i = close + 1;
@@ -269,7 +270,9 @@ fn parse_bracket(inner: &str, expr: &str) -> anyhow::Result<Step> {
             if s.is_empty() {
                 Ok(None)
             } else {
-                s.parse().map(Some).map_err(|_| anyhow::anyhow!("error parsing jsonpath {expr}: bad index {s:?}"))
+                s.parse()
+                    .map(Some)
+                    .map_err(|_| anyhow::anyhow!("error parsing jsonpath {expr}: bad index {s:?}"))
             }
         };
         return Ok(Step::Slice(num(a)?, num(b)?));
@@ -293,8 +296,9 @@ fn parse_filter(filter: &str, expr: &str) -> anyhow::Result<Filter> {
             let rhs = rhs.trim();
             let value = match string_literal(rhs) {
                 Some(s) => Value::String(s),
-                None => serde_json::from_str(rhs)
-                    .map_err(|_| anyhow::anyhow!("error parsing jsonpath {expr}: bad literal {rhs:?}"))?,
+                None => serde_json::from_str(rhs).map_err(|_| {
+                    anyhow::anyhow!("error parsing jsonpath {expr}: bad literal {rhs:?}")
+                })?,
             };
             return Ok(Filter {
                 path: parse_path(lhs.trim())?,
@@ -421,7 +425,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn render_nodes(nodes: &[Node], root: &Value, cur: &Value, out: &mut String) {
+fn render_nodes(nodes: &[Node], cur: &Value, out: &mut String) {
     for node in nodes {
         match node {
             Node::Text(t) => out.push_str(t),
@@ -434,10 +438,10 @@ fn render_nodes(nodes: &[Node], root: &Value, cur: &Value, out: &mut String) {
                     match v {
                         Value::Array(items) => {
                             for item in items {
-                                render_nodes(body, root, item, out);
+                                render_nodes(body, item, out);
                             }
                         }
-                        other => render_nodes(body, root, other, out),
+                        other => render_nodes(body, other, out),
                     }
                 }
             }
@@ -472,8 +476,14 @@ mod tests {
         assert_eq!(render("{.items[0:1].metadata.name}", &l), "a");
         assert_eq!(render("{.kind}", &l), "List");
         assert_eq!(render("{.missing}", &l), "");
-        assert_eq!(render("{.items[0].metadata.labels.app\\.kubernetes\\.io/name}", &l), "x");
-        assert_eq!(render("{.items[0].metadata.labels['app.kubernetes.io/name']}", &l), "x");
+        assert_eq!(
+            render("{.items[0].metadata.labels.app\\.kubernetes\\.io/name}", &l),
+            "x"
+        );
+        assert_eq!(
+            render("{.items[0].metadata.labels['app.kubernetes.io/name']}", &l),
+            "x"
+        );
         assert_eq!(render("{..name}", &l), "a b");
         assert_eq!(render("{.items[0].status.replicas}", &l), "2");
     }
@@ -482,18 +492,30 @@ mod tests {
     fn filters() {
         let l = list();
         assert_eq!(
-            render("{.items[0].status.conditions[?(@.type==\"Ready\")].status}", &l),
+            render(
+                "{.items[0].status.conditions[?(@.type==\"Ready\")].status}",
+                &l
+            ),
             "True"
         );
-        assert_eq!(render("{.items[?(@.status.replicas>1)].metadata.name}", &l), "a");
-        assert_eq!(render("{.items[?(@.status.replicas)].metadata.name}", &l), "a b");
+        assert_eq!(
+            render("{.items[?(@.status.replicas>1)].metadata.name}", &l),
+            "a"
+        );
+        assert_eq!(
+            render("{.items[?(@.status.replicas)].metadata.name}", &l),
+            "a b"
+        );
     }
 
     #[test]
     fn ranges_and_literals() {
         let l = list();
         assert_eq!(
-            render("{range .items[*]}{.metadata.name}{\"\\t\"}{.status.replicas}{\"\\n\"}{end}", &l),
+            render(
+                "{range .items[*]}{.metadata.name}{\"\\t\"}{.status.replicas}{\"\\n\"}{end}",
+                &l
+            ),
             "a\t2\nb\t0\n"
         );
         assert_eq!(render("name: {.items[1].metadata.name}!", &l), "name: b!");

@@ -57,10 +57,13 @@ fn data_dir() -> PathBuf {
 fn read(paths: &[PathBuf]) -> anyhow::Result<Kubeconfig> {
     let mut merged: Option<Kubeconfig> = None;
     for p in paths {
-        let kc = Kubeconfig::read_from(p).with_context(|| format!("reading kubeconfig {}", p.display()))?;
+        let kc = Kubeconfig::read_from(p)
+            .with_context(|| format!("reading kubeconfig {}", p.display()))?;
         merged = Some(match merged {
             None => kc,
-            Some(m) => m.merge(kc).with_context(|| format!("merging kubeconfig {}", p.display()))?,
+            Some(m) => m
+                .merge(kc)
+                .with_context(|| format!("merging kubeconfig {}", p.display()))?,
         });
     }
     Ok(merged.unwrap_or_default())
@@ -70,7 +73,12 @@ fn read(paths: &[PathBuf]) -> anyhow::Result<Kubeconfig> {
 pub async fn load(global: &GlobalArgs) -> anyhow::Result<Config> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let env = std::env::var_os("KUBECONFIG");
-    let paths = locate(global.kubeconfig.as_deref(), env.as_deref(), home.as_deref(), &data_dir())?;
+    let paths = locate(
+        global.kubeconfig.as_deref(),
+        env.as_deref(),
+        home.as_deref(),
+        &data_dir(),
+    )?;
     let mut config = match paths {
         Some(paths) => {
             let kc = read(&paths)?;
@@ -79,16 +87,19 @@ pub async fn load(global: &GlobalArgs) -> anyhow::Result<Config> {
                 cluster: global.cluster.clone(),
                 user: global.user.clone(),
             };
-            let config = match Config::from_custom_kubeconfig(kc, &options).await {
+
+            match Config::from_custom_kubeconfig(kc, &options).await {
                 Ok(c) => c,
                 // A kubeconfig without a server is still usable when --server supplies one.
-                Err(_) if global.server.is_some() => Config::new(parse_server(global.server.as_deref())?),
+                Err(_) if global.server.is_some() => {
+                    Config::new(parse_server(global.server.as_deref())?)
+                }
                 Err(e) => {
-                    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                    let names: Vec<String> =
+                        paths.iter().map(|p| p.display().to_string()).collect();
                     bail!("invalid configuration in {}: {e}", names.join(":"));
                 }
-            };
-            config
+            }
         }
         None => match &global.server {
             Some(server) => Config::new(parse_server(Some(server))?),
@@ -104,8 +115,9 @@ pub async fn load(global: &GlobalArgs) -> anyhow::Result<Config> {
     if let Some(token) = &global.token {
         // AuthInfo keeps tokens in a secret string type; building it through serde avoids a
         // direct dependency on that crate.
-        config.auth_info = serde_json::from_value::<AuthInfo>(serde_json::json!({ "token": token }))
-            .context("invalid --token")?;
+        config.auth_info =
+            serde_json::from_value::<AuthInfo>(serde_json::json!({ "token": token }))
+                .context("invalid --token")?;
     }
     if global.insecure_skip_tls_verify {
         config.accept_invalid_certs = true;
@@ -151,7 +163,12 @@ mod tests {
         let data = dir.path().join("data");
         std::fs::create_dir_all(home.join(".kube")).expect("mkdir");
         std::fs::create_dir_all(&data).expect("mkdir");
-        for p in [&flag, &env1, &home.join(".kube/config"), &data.join("kubeconfig.yaml")] {
+        for p in [
+            &flag,
+            &env1,
+            &home.join(".kube/config"),
+            &data.join("kubeconfig.yaml"),
+        ] {
             std::fs::write(p, "apiVersion: v1\nkind: Config\n").expect("write");
         }
         let missing = dir.path().join("missing.yaml");
@@ -173,7 +190,12 @@ mod tests {
 
     #[test]
     fn server_names() {
-        assert_eq!(parse_server(Some("127.0.0.1:6443")).map(|u| u.to_string()).ok(), Some("https://127.0.0.1:6443/".into()));
+        assert_eq!(
+            parse_server(Some("127.0.0.1:6443"))
+                .map(|u| u.to_string())
+                .ok(),
+            Some("https://127.0.0.1:6443/".into())
+        );
         let u: http::Uri = "https://127.0.0.1:16443".parse().expect("uri");
         assert_eq!(server_authority(&u), "127.0.0.1:16443");
         let u: http::Uri = "http://localhost".parse().expect("uri");

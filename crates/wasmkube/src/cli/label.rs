@@ -88,13 +88,20 @@ pub fn split_args(args: &[String]) -> anyhow::Result<(Vec<String>, Changes)> {
 }
 
 /// The merge patch for one object, or why it cannot be applied.
-fn patch_for(current: &Map<String, Value>, changes: &Changes, overwrite: bool, field: Field) -> Result<Map<String, Value>, String> {
+fn patch_for(
+    current: &Map<String, Value>,
+    changes: &Changes,
+    overwrite: bool,
+    field: Field,
+) -> Result<Map<String, Value>, String> {
     let mut patch = Map::new();
     for (k, v) in &changes.set {
         match current.get(k).and_then(Value::as_str) {
             Some(old) if old == v => {}
             Some(old) if !overwrite => {
-                return Err(format!("error: '{k}' already has a value ({old}), and --overwrite is false"));
+                return Err(format!(
+                    "error: '{k}' already has a value ({old}), and --overwrite is false"
+                ));
             }
             _ => {
                 patch.insert(k.clone(), Value::String(v.clone()));
@@ -124,11 +131,21 @@ pub async fn run(args: LabelArgs, field: Field) -> anyhow::Result<ExitCode> {
         let ns = rt.namespaced.then(|| session.namespace().to_string());
         if names.is_empty() {
             if !args.all && args.selector.is_none() {
-                anyhow::bail!("one or more resources must be specified as <resource> <name> or <resource>/<name>");
+                anyhow::bail!(
+                    "one or more resources must be specified as <resource> <name> or <resource>/<name>"
+                );
             }
-            let url = with_query(&rt.collection_path(ns.as_deref()), &[("labelSelector", args.selector.as_deref())]);
+            let url = with_query(
+                &rt.collection_path(ns.as_deref()),
+                &[("labelSelector", args.selector.as_deref())],
+            );
             let list = session.api.list(&url, ACCEPT_JSON).await?;
-            for item in list.get("items").and_then(Value::as_array).into_iter().flatten() {
+            for item in list
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 targets.push((rt.clone(), ns.clone(), meta_str(item, "name").to_string()));
             }
         } else {
@@ -196,9 +213,13 @@ mod tests {
 
     #[test]
     fn args_split_into_objects_and_changes() {
-        let (objects, changes) = split_args(&s(&["pods", "a", "b", "x=1", "y-", "z="])).expect("split");
+        let (objects, changes) =
+            split_args(&s(&["pods", "a", "b", "x=1", "y-", "z="])).expect("split");
         assert_eq!(objects, s(&["pods", "a", "b"]));
-        assert_eq!(changes.set, vec![("x".into(), "1".into()), ("z".into(), "".into())]);
+        assert_eq!(
+            changes.set,
+            vec![("x".into(), "1".into()), ("z".into(), "".into())]
+        );
         assert_eq!(changes.remove, s(&["y"]));
         assert!(split_args(&s(&["pods", "a", "x=1", "x-"])).is_err());
         assert!(split_args(&s(&["pods", "a", "=1"])).is_err());
@@ -206,7 +227,8 @@ mod tests {
 
     #[test]
     fn overwrite_rules() {
-        let current: Map<String, Value> = serde_json::from_value(json!({"a": "1", "b": "2"})).expect("map");
+        let current: Map<String, Value> =
+            serde_json::from_value(json!({"a": "1", "b": "2"})).expect("map");
         let changes = Changes {
             set: vec![("a".into(), "1".into()), ("c".into(), "3".into())],
             remove: vec!["b".into()],

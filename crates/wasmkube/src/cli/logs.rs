@@ -67,27 +67,35 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let ns = session.namespace().to_string();
     let pods_rt = session.resolve("pods").await?;
 
-    let (pods, positional_container): (Vec<Value>, Option<String>) = match (&args.selector, args.args.as_slice()) {
-        (Some(sel), []) => {
-            let url = with_query(&pods_rt.collection_path(Some(&ns)), &[("labelSelector", Some(sel))]);
-            let list = session.api.list(&url, ACCEPT_JSON).await?;
-            let pods: Vec<Value> = list.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
-            if pods.is_empty() {
-                eprintln!("No resources found in {ns} namespace.");
-                return Ok(ExitCode::SUCCESS);
+    let (pods, positional_container): (Vec<Value>, Option<String>) =
+        match (&args.selector, args.args.as_slice()) {
+            (Some(sel), []) => {
+                let url = with_query(
+                    &pods_rt.collection_path(Some(&ns)),
+                    &[("labelSelector", Some(sel))],
+                );
+                let list = session.api.list(&url, ACCEPT_JSON).await?;
+                let pods: Vec<Value> = list
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                if pods.is_empty() {
+                    eprintln!("No resources found in {ns} namespace.");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                (pods, None)
             }
-            (pods, None)
-        }
-        (Some(_), _) => anyhow::bail!("only a selector (-l) or a POD name is allowed"),
-        (None, []) => anyhow::bail!("expected POD or TYPE/NAME as an argument"),
-        (None, [target, rest @ ..]) => {
-            if rest.len() > 1 {
-                anyhow::bail!("expected at most POD and CONTAINER as arguments");
+            (Some(_), _) => anyhow::bail!("only a selector (-l) or a POD name is allowed"),
+            (None, []) => anyhow::bail!("expected POD or TYPE/NAME as an argument"),
+            (None, [target, rest @ ..]) => {
+                if rest.len() > 1 {
+                    anyhow::bail!("expected at most POD and CONTAINER as arguments");
+                }
+                let pod = pick_pod(&session, &ns, target).await?;
+                (vec![pod], rest.first().cloned())
             }
-            let pod = pick_pod(&session, &ns, target).await?;
-            (vec![pod], rest.first().cloned())
-        }
-    };
+        };
     let container = args.container.clone().or(positional_container);
     let many_pods = pods.len() > 1;
 
@@ -232,12 +240,23 @@ async fn pick_pod(session: &Session, ns: &str, target: &str) -> anyhow::Result<V
     if rt.group.is_empty() && rt.kind == "Pod" {
         return Ok(obj);
     }
-    let selector = selector_of(&obj)
-        .ok_or_else(|| anyhow::anyhow!("cannot get the logs from {}: it has no pod selector", rt.object_ref(name)))?;
+    let selector = selector_of(&obj).ok_or_else(|| {
+        anyhow::anyhow!(
+            "cannot get the logs from {}: it has no pod selector",
+            rt.object_ref(name)
+        )
+    })?;
     let pods_rt = session.resolve("pods").await?;
-    let url = with_query(&pods_rt.collection_path(Some(ns)), &[("labelSelector", Some(&selector))]);
+    let url = with_query(
+        &pods_rt.collection_path(Some(ns)),
+        &[("labelSelector", Some(&selector))],
+    );
     let list = session.api.list(&url, ACCEPT_JSON).await?;
-    let mut pods: Vec<Value> = list.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut pods: Vec<Value> = list
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if pods.is_empty() {
         anyhow::bail!("timed out waiting for the condition");
     }
@@ -258,15 +277,25 @@ async fn pick_pod(session: &Session, ns: &str, target: &str) -> anyhow::Result<V
 pub fn selector_of(obj: &Value) -> Option<String> {
     let sel = obj.pointer("/spec/selector")?;
     // Services and replication controllers use a plain map; the others a LabelSelector.
-    let is_label_selector = sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some();
+    let is_label_selector =
+        sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some();
     let mut parts = Vec::new();
-    let labels = if is_label_selector { sel.get("matchLabels") } else { Some(sel) };
+    let labels = if is_label_selector {
+        sel.get("matchLabels")
+    } else {
+        Some(sel)
+    };
     if let Some(Value::Object(m)) = labels {
         for (k, v) in m {
             parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
         }
     }
-    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
         let values: Vec<&str> = e
             .get("values")
@@ -275,7 +304,11 @@ pub fn selector_of(obj: &Value) -> Option<String> {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
-        match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
+        match e
+            .get("operator")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+        {
             "In" => parts.push(format!("{key} in ({})", values.join(","))),
             "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
             "Exists" => parts.push(key.to_string()),
@@ -296,7 +329,10 @@ mod tests {
         let deploy = json!({"spec": {"selector": {"matchLabels": {"app": "a"},
             "matchExpressions": [{"key": "tier", "operator": "In", "values": ["x", "y"]},
                                  {"key": "gone", "operator": "DoesNotExist"}]}}});
-        assert_eq!(selector_of(&deploy).as_deref(), Some("app=a,tier in (x,y),!gone"));
+        assert_eq!(
+            selector_of(&deploy).as_deref(),
+            Some("app=a,tier in (x,y),!gone")
+        );
         let svc = json!({"spec": {"selector": {"app": "b"}}});
         assert_eq!(selector_of(&svc).as_deref(), Some("app=b"));
         assert_eq!(selector_of(&json!({"spec": {}})), None);

@@ -32,7 +32,9 @@ pub fn read_sources(files: &[String], recursive: bool) -> anyhow::Result<Vec<Ite
     for f in files {
         if f == "-" {
             let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).context("reading standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading standard input")?;
             items.extend(parse(&text, "STDIN")?);
             continue;
         }
@@ -116,21 +118,27 @@ pub fn parse(text: &str, source: &str) -> anyhow::Result<Vec<Item>> {
 fn flatten(v: Value, source: &str, out: &mut Vec<Item>) {
     if !v.is_object() {
         out.push(Item::Invalid {
-            message: format!("error validating \"{source}\": error validating data: expected an object, got {}", type_name(&v)),
+            message: format!(
+                "error validating \"{source}\": error validating data: expected an object, got {}",
+                type_name(&v)
+            ),
         });
         return;
     }
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
-    if kind.ends_with("List") {
-        if let Some(items) = v.get("items").and_then(Value::as_array) {
-            for item in items.clone() {
-                flatten(item, source, out);
-            }
-            return;
+    if kind.ends_with("List")
+        && let Some(items) = v.get("items").and_then(Value::as_array)
+    {
+        for item in items.clone() {
+            flatten(item, source, out);
         }
+        return;
     }
     let mut missing = Vec::new();
-    if v.get("apiVersion").and_then(Value::as_str).is_none_or(str::is_empty) {
+    if v.get("apiVersion")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         missing.push("apiVersion not set");
     }
     if kind.is_empty() {
@@ -177,12 +185,17 @@ fn yaml_to_json(y: serde_yaml_ng::Value) -> anyhow::Result<Value> {
             } else {
                 let f = n.as_f64().unwrap_or(f64::NAN);
                 Value::Number(
-                    Number::from_f64(f).ok_or_else(|| anyhow::anyhow!("{f} cannot be represented in JSON"))?,
+                    Number::from_f64(f)
+                        .ok_or_else(|| anyhow::anyhow!("{f} cannot be represented in JSON"))?,
                 )
             }
         }
         Y::String(s) => Value::String(s),
-        Y::Sequence(seq) => Value::Array(seq.into_iter().map(yaml_to_json).collect::<anyhow::Result<_>>()?),
+        Y::Sequence(seq) => Value::Array(
+            seq.into_iter()
+                .map(yaml_to_json)
+                .collect::<anyhow::Result<_>>()?,
+        ),
         Y::Mapping(m) => {
             let mut out = Map::new();
             for (k, v) in m {
@@ -233,18 +246,25 @@ mod tests {
         ]}
         {"apiVersion":"v1","kind":"Namespace","metadata":{"name":"n"}}"#;
         let got = objects(parse(text, "x.json").expect("parse"));
-        let names: Vec<&str> = got.iter().filter_map(|o| o["metadata"]["name"].as_str()).collect();
+        let names: Vec<&str> = got
+            .iter()
+            .filter_map(|o| o["metadata"]["name"].as_str())
+            .collect();
         assert_eq!(names, ["a", "s", "n"]);
     }
 
     #[test]
     fn missing_type_fields_are_reported_per_document() {
-        let text = "metadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n";
+        let text =
+            "metadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n";
         let items = parse(text, "x.yaml").expect("parse");
         assert_eq!(items.len(), 2);
         match &items[0] {
             Item::Invalid { message, .. } => {
-                assert!(message.contains("[apiVersion not set, kind not set]"), "{message}")
+                assert!(
+                    message.contains("[apiVersion not set, kind not set]"),
+                    "{message}"
+                )
             }
             Item::Object(_) => panic!("expected invalid"),
         }
@@ -269,11 +289,23 @@ mod tests {
     #[test]
     fn directories_are_read_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("b.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n").expect("write");
-        std::fs::write(dir.path().join("a.json"), r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}"#).expect("write");
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("a.json"),
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}"#,
+        )
+        .expect("write");
         std::fs::write(dir.path().join("notes.txt"), "ignored").expect("write");
         std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
-        std::fs::write(dir.path().join("sub/c.yml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n").expect("write");
+        std::fs::write(
+            dir.path().join("sub/c.yml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+        )
+        .expect("write");
         let d = dir.path().display().to_string();
         let flat = objects(read_sources(std::slice::from_ref(&d), false).expect("read"));
         assert_eq!(flat.len(), 2);

@@ -34,11 +34,16 @@ pub fn apply_patch(
         .and_then(|info| PatchSchema::for_type(info.definition));
     if let Some(schema) = schema {
         let empty = Value::Object(Map::new());
-        if let Ok(patch) = create_three_way_merge_patch(original.unwrap_or(&empty), modified, current, &schema) {
+        if let Ok(patch) =
+            create_three_way_merge_patch(original.unwrap_or(&empty), modified, current, &schema)
+        {
             return (STRATEGIC_MERGE_PATCH, patch);
         }
     }
-    (MERGE_PATCH, three_way_merge_patch(original, modified, current))
+    (
+        MERGE_PATCH,
+        three_way_merge_patch(original, modified, current),
+    )
 }
 
 /// Builds the patch; an empty object means nothing to change.
@@ -52,7 +57,11 @@ pub fn three_way_merge_patch(original: Option<&Value>, modified: &Value, current
     ))
 }
 
-fn diff_maps(original: Option<&Map<String, Value>>, modified: &Map<String, Value>, current: Option<&Map<String, Value>>) -> Map<String, Value> {
+fn diff_maps(
+    original: Option<&Map<String, Value>>,
+    modified: &Map<String, Value>,
+    current: Option<&Map<String, Value>>,
+) -> Map<String, Value> {
     let mut patch = Map::new();
     for (key, mv) in modified {
         let cv = current.and_then(|c| c.get(key));
@@ -133,12 +142,16 @@ mod tests {
             "spec": {"replicas": 2, "strategy": {"type": "RollingUpdate"},
                 "template": {"spec": {"containers": [{"name": "c", "image": "i", "imagePullPolicy": "Always"}]}}},
             "status": {"replicas": 2}});
-        assert_eq!(three_way_merge_patch(Some(&applied), &applied, &live), json!({}));
+        assert_eq!(
+            three_way_merge_patch(Some(&applied), &applied, &live),
+            json!({})
+        );
     }
 
     #[test]
     fn changes_are_set_and_dropped_fields_deleted() {
-        let original = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "data": {"x": "1", "y": "2"}});
+        let original =
+            json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "data": {"x": "1", "y": "2"}});
         let modified = json!({"metadata": {"labels": {"a": "1"}}, "data": {"x": "3"}});
         let live = json!({"metadata": {"labels": {"a": "1", "b": "2", "server": "s"}}, "data": {"x": "1", "y": "2"}});
         assert_eq!(
@@ -194,5 +207,54 @@ mod tests {
             three_way_merge_patch(None, &modified, &live),
             json!({"spec": {"selector": {"app": "x"}}, "drop": null})
         );
+    }
+
+    #[test]
+    fn built_in_kinds_get_strategic_patches() {
+        let d = crate::cli::resources::tests::sample();
+        let deploy = d.resolve("deploy").expect("deploy");
+        let applied = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]}}}});
+        let live = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "resourceVersion": "3"},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": [
+                {"name": "a", "image": "a:1", "imagePullPolicy": "IfNotPresent"},
+                {"name": "b", "image": "b:1", "imagePullPolicy": "IfNotPresent"}]}}}});
+        let (content_type, patch) = apply_patch(deploy, Some(&applied), &applied, &live);
+        assert_eq!(content_type, STRATEGIC_MERGE_PATCH);
+        assert_eq!(patch, json!({}));
+
+        let mut changed = applied.clone();
+        changed["spec"]["template"]["spec"]["containers"][1]["image"] = json!("b:2");
+        let (_, patch) = apply_patch(deploy, Some(&applied), &changed, &live);
+        let containers = &patch["spec"]["template"]["spec"]["containers"];
+        assert_eq!(containers.as_array().map(Vec::len), Some(1), "{patch}");
+        assert_eq!(containers[0], json!({"name": "b", "image": "b:2"}));
+    }
+
+    #[test]
+    fn unknown_kinds_get_merge_patches() {
+        let rt = ResourceType {
+            group: "example.com".into(),
+            version: "v1".into(),
+            resource: "widgets".into(),
+            singular: "widget".into(),
+            kind: "Widget".into(),
+            namespaced: true,
+            short_names: vec![],
+            categories: vec![],
+            verbs: vec![],
+            subresources: vec![],
+            preferred: true,
+        };
+        let (content_type, patch) = apply_patch(
+            &rt,
+            None,
+            &json!({"spec": {"size": 2}}),
+            &json!({"spec": {"size": 1}}),
+        );
+        assert_eq!(content_type, MERGE_PATCH);
+        assert_eq!(patch, json!({"spec": {"size": 2}}));
     }
 }

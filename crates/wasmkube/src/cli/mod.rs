@@ -141,7 +141,9 @@ impl Session {
 
     /// `-n`, else the kubeconfig context's namespace, else `default`.
     pub fn namespace(&self) -> &str {
-        self.flag_namespace.as_deref().unwrap_or(&self.context_namespace)
+        self.flag_namespace
+            .as_deref()
+            .unwrap_or(&self.context_namespace)
     }
 
     /// The namespace only when `-n` was given.
@@ -150,13 +152,17 @@ impl Session {
     }
 
     pub async fn discovery(&self) -> Result<&Discovery, CallError> {
-        self.discovery.get_or_try_init(|| Discovery::load(&self.api)).await
+        self.discovery
+            .get_or_try_init(|| Discovery::load(&self.api))
+            .await
     }
 
     /// Resolves a type name or fails with kubectl's message.
     pub async fn resolve(&self, input: &str) -> anyhow::Result<ResourceType> {
         let d = self.discovery().await?;
-        d.resolve(input).cloned().ok_or_else(|| resources::unknown_type(input))
+        d.resolve(input)
+            .cloned()
+            .ok_or_else(|| resources::unknown_type(input))
     }
 }
 
@@ -213,7 +219,11 @@ impl Outcome {
     }
 
     pub fn code(&self) -> ExitCode {
-        if self.failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        if self.failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -232,7 +242,9 @@ pub fn parse_type_args(args: &[String]) -> anyhow::Result<Vec<(String, Vec<Strin
                 );
             };
             if ty.is_empty() || name.is_empty() || name.contains('/') {
-                anyhow::bail!("arguments in resource/name form must have a single resource and name");
+                anyhow::bail!(
+                    "arguments in resource/name form must have a single resource and name"
+                );
             }
             match out.iter_mut().find(|(t, _)| t == ty) {
                 Some((_, names)) => names.push(name.to_string()),
@@ -246,7 +258,10 @@ pub fn parse_type_args(args: &[String]) -> anyhow::Result<Vec<(String, Vec<Strin
     if types.is_empty() {
         anyhow::bail!("resource type must not be empty");
     }
-    Ok(types.into_iter().map(|t| (t.to_string(), names.clone())).collect())
+    Ok(types
+        .into_iter()
+        .map(|t| (t.to_string(), names.clone()))
+        .collect())
 }
 
 /// Reads an object's `metadata.<field>` as a string.
@@ -281,7 +296,9 @@ pub fn parse_duration(raw: &str) -> anyhow::Result<std::time::Duration> {
                 break;
             }
         }
-        let value: f64 = num.parse().map_err(|_| anyhow::anyhow!("invalid duration {raw:?}"))?;
+        let value: f64 = num
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid duration {raw:?}"))?;
         num.clear();
         let factor = match unit.as_str() {
             "ns" => 1e-9,
@@ -321,7 +338,10 @@ mod tests {
         );
         assert_eq!(
             parse_type_args(&args(&["deploy/a", "svc/b", "deploy/c"])).ok(),
-            Some(vec![("deploy".into(), args(&["a", "c"])), ("svc".into(), args(&["b"]))])
+            Some(vec![
+                ("deploy".into(), args(&["a", "c"])),
+                ("svc".into(), args(&["b"]))
+            ])
         );
         assert!(parse_type_args(&args(&["pods", "svc/b"])).is_err());
         assert!(parse_type_args(&args(&["a/b/c"])).is_err());
@@ -334,8 +354,14 @@ mod tests {
         use std::time::Duration;
         assert_eq!(parse_duration("30").ok(), Some(Duration::from_secs(30)));
         assert_eq!(parse_duration("30s").ok(), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("1h30m").ok(), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms").ok(), Some(Duration::from_millis(500)));
+        assert_eq!(
+            parse_duration("1h30m").ok(),
+            Some(Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse_duration("500ms").ok(),
+            Some(Duration::from_millis(500))
+        );
         assert_eq!(parse_duration("0s").ok(), Some(Duration::ZERO));
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());

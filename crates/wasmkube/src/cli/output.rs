@@ -13,10 +13,12 @@ use super::tabwriter::TabWriter;
 pub fn emit(text: &str) {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 
@@ -268,8 +270,16 @@ impl Table {
             .map(|cols| {
                 cols.iter()
                     .map(|c| Column {
-                        name: c.get("name").and_then(Value::as_str).unwrap_or_default().into(),
-                        format: c.get("format").and_then(Value::as_str).unwrap_or_default().into(),
+                        name: c
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .into(),
+                        format: c
+                            .get("format")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .into(),
                         priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
                     })
                     .collect()
@@ -281,7 +291,11 @@ impl Table {
             .map(|rows| {
                 rows.iter()
                     .map(|r| Row {
-                        cells: r.get("cells").and_then(Value::as_array).cloned().unwrap_or_default(),
+                        cells: r
+                            .get("cells")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default(),
                         object: r.get("object").cloned().unwrap_or(Value::Null),
                         event_type: None,
                     })
@@ -310,7 +324,9 @@ impl Table {
             .map(|o| Row {
                 cells: vec![
                     o.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
-                    Value::String(age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str))),
+                    Value::String(age(o
+                        .pointer("/metadata/creationTimestamp")
+                        .and_then(Value::as_str))),
                 ],
                 object: o.clone(),
                 event_type: None,
@@ -395,10 +411,10 @@ impl TablePrinter {
         let name_col = columns.iter().position(|c| c.format == "name").unwrap_or(0);
         for (i, _) in self.visible(columns) {
             let mut text = row.cells.get(i).map(cell_text).unwrap_or_default();
-            if i == name_col {
-                if let Some(prefix) = &self.opts.kind_prefix {
-                    text = format!("{prefix}/{text}");
-                }
+            if i == name_col
+                && let Some(prefix) = &self.opts.kind_prefix
+            {
+                text = format!("{prefix}/{text}");
             }
             cells.push(sanitize(&text));
         }
@@ -492,7 +508,10 @@ mod tests {
     #[test]
     fn output_formats_parse() {
         assert_eq!(OutputFormat::parse(None).ok(), Some(OutputFormat::Default));
-        assert_eq!(OutputFormat::parse(Some("wide")).ok(), Some(OutputFormat::Wide));
+        assert_eq!(
+            OutputFormat::parse(Some("wide")).ok(),
+            Some(OutputFormat::Wide)
+        );
         assert_eq!(
             OutputFormat::parse(Some("jsonpath={.a}")).ok(),
             Some(OutputFormat::JsonPath("{.a}".into()))
@@ -552,15 +571,26 @@ mod tests {
         let t = Table::from_value(&sample_table()).expect("table");
         let mut p = TablePrinter::new(TableOptions {
             no_headers: true,
-            label_columns: vec!["example.com/a".into()],
+            label_columns: vec!["a".into()],
             ..Default::default()
         });
-        assert_eq!(p.table(&t), "hello-1   1/1   0     1\nweb       0/1   3     \n");
+        assert_eq!(
+            p.table(&t),
+            "hello-1   1/1   0     1\nweb       0/1   3     \n"
+        );
         let mut p = TablePrinter::new(TableOptions {
             label_columns: vec!["example.com/a".into()],
             ..Default::default()
         });
         assert!(p.table(&t).starts_with("NAME      READY   RESTARTS   A\n"));
+        let mut p = TablePrinter::new(TableOptions {
+            label_columns: vec!["example.com/tier".into()],
+            ..Default::default()
+        });
+        assert!(
+            p.table(&t)
+                .starts_with("NAME      READY   RESTARTS   TIER\n")
+        );
     }
 
     #[test]
@@ -570,7 +600,10 @@ mod tests {
             to_json(&v),
             "{\n    \"apiVersion\": \"v1\",\n    \"kind\": \"Pod\",\n    \"metadata\": {\n        \"name\": \"a\"\n    }\n}\n"
         );
-        assert_eq!(to_yaml(&v), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n");
+        assert_eq!(
+            to_yaml(&v),
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n"
+        );
     }
 
     #[test]

@@ -51,7 +51,12 @@ impl ResourceType {
     pub fn collection_path(&self, namespace: Option<&str>) -> String {
         match namespace {
             Some(ns) if self.namespaced => {
-                format!("{}/namespaces/{}/{}", self.base_path(), encode(ns), self.resource)
+                format!(
+                    "{}/namespaces/{}/{}",
+                    self.base_path(),
+                    encode(ns),
+                    self.resource
+                )
             }
             _ => format!("{}/{}", self.base_path(), self.resource),
         }
@@ -128,11 +133,27 @@ impl Discovery {
         let mut targets: Vec<(String, String, bool, String)> =
             vec![(String::new(), "v1".into(), true, "/api/v1".into())];
         let groups = api.get("/apis").await?;
-        for g in groups.get("groups").and_then(Value::as_array).into_iter().flatten() {
-            let Some(name) = g.get("name").and_then(Value::as_str) else { continue };
-            let preferred = g.pointer("/preferredVersion/version").and_then(Value::as_str);
-            for v in g.get("versions").and_then(Value::as_array).into_iter().flatten() {
-                let Some(version) = v.get("version").and_then(Value::as_str) else { continue };
+        for g in groups
+            .get("groups")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(name) = g.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let preferred = g
+                .pointer("/preferredVersion/version")
+                .and_then(Value::as_str);
+            for v in g
+                .get("versions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(version) = v.get("version").and_then(Value::as_str) else {
+                    continue;
+                };
                 let is_preferred = preferred.is_none_or(|p| p == version);
                 targets.push((
                     name.to_string(),
@@ -187,17 +208,28 @@ impl Discovery {
                 .map(|a| a.iter().collect())
                 .unwrap_or_default();
             for e in &entries {
-                let Some(name) = e.get("name").and_then(Value::as_str) else { continue };
+                let Some(name) = e.get("name").and_then(Value::as_str) else {
+                    continue;
+                };
                 if name.contains('/') {
                     continue;
                 }
                 let strings = |field: &str| -> Vec<String> {
                     e.get(field)
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect()
+                        })
                         .unwrap_or_default()
                 };
-                let kind = e.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+                let kind = e
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let singular = match e.get("singularName").and_then(Value::as_str) {
                     Some(s) if !s.is_empty() => s.to_string(),
                     _ => kind.to_lowercase(),
@@ -215,7 +247,10 @@ impl Discovery {
                     resource: name.to_string(),
                     singular,
                     kind,
-                    namespaced: e.get("namespaced").and_then(Value::as_bool).unwrap_or(false),
+                    namespaced: e
+                        .get("namespaced")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
                     short_names: strings("shortNames"),
                     categories: strings("categories"),
                     verbs: strings("verbs"),
@@ -238,8 +273,9 @@ impl Discovery {
         if name.is_empty() {
             return None;
         }
-        let matches_resource =
-            |r: &ResourceType, n: &str| r.resource == n || r.singular == n || r.short_names.iter().any(|s| s == n);
+        let matches_resource = |r: &ResourceType, n: &str| {
+            r.resource == n || r.singular == n || r.short_names.iter().any(|s| s == n)
+        };
         let matches_kind = |r: &ResourceType, n: &str| r.kind.to_lowercase() == n;
         // Whole input as a resource name first: names never contain dots, so this is cheap and
         // unambiguous.
@@ -248,12 +284,14 @@ impl Discovery {
         }
         if let Some((res, rest)) = name.split_once('.') {
             // resource.version.group
-            if let Some((version, group)) = rest.split_once('.') {
-                if let Some(r) = self.resources.iter().find(|r| {
-                    r.version == version && r.group == group && (matches_resource(r, res) || matches_kind(r, res))
-                }) {
-                    return Some(r);
-                }
+            if let Some((version, group)) = rest.split_once('.')
+                && let Some(r) = self.resources.iter().find(|r| {
+                    r.version == version
+                        && r.group == group
+                        && (matches_resource(r, res) || matches_kind(r, res))
+                })
+            {
+                return Some(r);
             }
             // resource.group (a group with dots, like networking.k8s.io, lands here too)
             if let Some(r) = self
@@ -277,11 +315,14 @@ impl Discovery {
         let mut out: Vec<&ResourceType> = self
             .resources
             .iter()
-            .filter(|r| r.preferred && r.categories.iter().any(|c| *c == category))
+            .filter(|r| r.preferred && r.categories.contains(&category))
             .filter(|r| seen.insert((r.group.clone(), r.resource.clone())))
             .collect();
         if out.is_empty() && category == "all" {
-            out = ALL_FALLBACK.iter().filter_map(|n| self.resolve(n)).collect();
+            out = ALL_FALLBACK
+                .iter()
+                .filter_map(|n| self.resolve(n))
+                .collect();
         }
         (!out.is_empty()).then_some(out)
     }
@@ -358,10 +399,24 @@ pub(crate) mod tests {
     fn short_plural_singular_and_kind_names_resolve() {
         let d = sample();
         for input in ["po", "pods", "pod", "Pod", "PODS"] {
-            assert_eq!(d.resolve(input).map(|r| r.resource.as_str()), Some("pods"), "{input}");
+            assert_eq!(
+                d.resolve(input).map(|r| r.resource.as_str()),
+                Some("pods"),
+                "{input}"
+            );
         }
-        for input in ["deploy", "deployment", "deployments.apps", "deploy.v1.apps", "Deployment.apps"] {
-            assert_eq!(d.resolve(input).map(|r| r.group.as_str()), Some("apps"), "{input}");
+        for input in [
+            "deploy",
+            "deployment",
+            "deployments.apps",
+            "deploy.v1.apps",
+            "Deployment.apps",
+        ] {
+            assert_eq!(
+                d.resolve(input).map(|r| r.group.as_str()),
+                Some("apps"),
+                "{input}"
+            );
         }
         assert_eq!(d.resolve("svc").map(|r| r.kind.as_str()), Some("Service"));
         assert_eq!(d.resolve("cm").map(|r| r.kind.as_str()), Some("ConfigMap"));
@@ -390,7 +445,10 @@ pub(crate) mod tests {
         let d = sample();
         let pods = d.resolve("pods").expect("pods");
         assert!(pods.has_subresource("log"));
-        assert!(d.resolve("deploy").is_some_and(|r| r.has_subresource("scale")));
+        assert!(
+            d.resolve("deploy")
+                .is_some_and(|r| r.has_subresource("scale"))
+        );
         assert!(!d.all().iter().any(|r| r.resource.contains('/')));
     }
 
@@ -405,7 +463,12 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(
             all,
-            ["pods", "services", "deployments.apps", "horizontalpodautoscalers.autoscaling"]
+            [
+                "pods",
+                "services",
+                "deployments.apps",
+                "horizontalpodautoscalers.autoscaling"
+            ]
         );
     }
 
@@ -413,12 +476,18 @@ pub(crate) mod tests {
     fn paths_and_names() {
         let d = sample();
         let deploy = d.for_kind("apps/v1", "Deployment").expect("deployment");
-        assert_eq!(deploy.object_path(Some("default"), "hello"), "/apis/apps/v1/namespaces/default/deployments/hello");
+        assert_eq!(
+            deploy.object_path(Some("default"), "hello"),
+            "/apis/apps/v1/namespaces/default/deployments/hello"
+        );
         assert_eq!(deploy.collection_path(None), "/apis/apps/v1/deployments");
         assert_eq!(deploy.object_ref("hello"), "deployment.apps/hello");
         assert_eq!(deploy.group_resource(), "deployments.apps");
         let ns = d.for_kind("v1", "Namespace").expect("namespace");
-        assert_eq!(ns.object_path(Some("default"), "kube-system"), "/api/v1/namespaces/kube-system");
+        assert_eq!(
+            ns.object_path(Some("default"), "kube-system"),
+            "/api/v1/namespaces/kube-system"
+        );
         assert_eq!(ns.object_ref("x"), "namespace/x");
         assert!(d.for_kind("apps/v2", "Deployment").is_none());
     }

@@ -65,7 +65,13 @@ pub struct RunArgs {
 fn pairs(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> {
     items
         .iter()
-        .flat_map(|i| if what == "label" { i.split(',').map(str::to_string).collect() } else { vec![i.clone()] })
+        .flat_map(|i| {
+            if what == "label" {
+                i.split(',').map(str::to_string).collect()
+            } else {
+                vec![i.clone()]
+            }
+        })
         .filter(|i| !i.is_empty())
         .map(|i| match i.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -80,7 +86,9 @@ pub fn pod(args: &RunArgs) -> anyhow::Result<Value> {
         anyhow::bail!("invalid restart policy: {}", args.restart);
     }
     let labels: BTreeMap<String, String> = match &args.labels {
-        Some(l) => pairs(std::slice::from_ref(l), "label")?.into_iter().collect(),
+        Some(l) => pairs(std::slice::from_ref(l), "label")?
+            .into_iter()
+            .collect(),
         None => BTreeMap::from([("run".to_string(), args.name.clone())]),
     };
     let mut container = json!({"name": args.name, "image": args.image, "resources": {}});
@@ -111,7 +119,9 @@ pub fn pod(args: &RunArgs) -> anyhow::Result<Value> {
             "dnsPolicy": "ClusterFirst",
         },
     });
-    let annotations: BTreeMap<String, String> = pairs(&args.annotations, "annotation")?.into_iter().collect();
+    let annotations: BTreeMap<String, String> = pairs(&args.annotations, "annotation")?
+        .into_iter()
+        .collect();
     if !annotations.is_empty() {
         pod["metadata"]["annotations"] = json!(annotations);
     }
@@ -123,7 +133,10 @@ pub fn pod(args: &RunArgs) -> anyhow::Result<Value> {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.stdin || args.tty || args.rm {
-        anyhow::bail!("-i, -t and --rm need an attached session, which wasmkube run does not support yet; use `wasmkube logs -f {}` after creating the pod", args.name);
+        anyhow::bail!(
+            "-i, -t and --rm need an attached session, which wasmkube run does not support yet; use `wasmkube logs -f {}` after creating the pod",
+            args.name
+        );
     }
     let format = OutputFormat::parse(args.output.as_deref())?;
     let mut pod = pod(&args)?;
@@ -134,13 +147,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let created = if args.dry_run == DryRun::Client {
         pod
     } else {
-        session.api.create(&args.dry_run.url(&rt.collection_path(Some(&ns))), &pod).await?
+        session
+            .api
+            .create(&args.dry_run.url(&rt.collection_path(Some(&ns))), &pod)
+            .await?
     };
     match format {
         OutputFormat::Yaml => out!("{}", output::to_yaml(&created)),
         OutputFormat::Json => out!("{}", output::to_json(&created)),
         OutputFormat::Name => outln!("{}", rt.object_ref(&args.name)),
-        _ => outln!("{} created{}", rt.object_ref(&args.name), args.dry_run.suffix()),
+        _ => outln!(
+            "{} created{}",
+            rt.object_ref(&args.name),
+            args.dry_run.suffix()
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -176,11 +196,27 @@ mod tests {
     #[test]
     fn args_env_labels_and_command() {
         let p = pod(&parse(&[
-            "job", "--image=busybox", "--env=A=1", "-l", "a=b,c=d", "--restart=Never", "--command", "--", "sh", "-c", "echo hi",
+            "job",
+            "--image=busybox",
+            "--env=A=1",
+            "-l",
+            "a=b,c=d",
+            "--restart=Never",
+            "--command",
+            "--",
+            "sh",
+            "-c",
+            "echo hi",
         ]))
         .expect("pod");
-        assert_eq!(p["spec"]["containers"][0]["command"], json!(["sh", "-c", "echo hi"]));
-        assert_eq!(p["spec"]["containers"][0]["env"], json!([{"name": "A", "value": "1"}]));
+        assert_eq!(
+            p["spec"]["containers"][0]["command"],
+            json!(["sh", "-c", "echo hi"])
+        );
+        assert_eq!(
+            p["spec"]["containers"][0]["env"],
+            json!([{"name": "A", "value": "1"}])
+        );
         assert_eq!(p["metadata"]["labels"], json!({"a": "b", "c": "d"}));
         assert!(pod(&parse(&["x", "--image=i", "--restart=Sometimes"])).is_err());
         assert!(pod(&parse(&["x", "--image=i", "--env=novalue"])).is_err());

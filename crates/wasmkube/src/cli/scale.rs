@@ -27,7 +27,9 @@ pub struct ScaleArgs {
 
 pub async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
     if args.replicas < 0 {
-        anyhow::bail!("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0");
+        anyhow::bail!(
+            "The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0"
+        );
     }
     let session = Session::connect(&args.global).await?;
     let mut outcome = Outcome::default();
@@ -37,7 +39,11 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("resource(s) were provided, but no name was specified");
         }
         if !rt.has_subresource("scale") {
-            anyhow::bail!("no scaler has been implemented for {{{} {}}}", rt.group, rt.kind);
+            anyhow::bail!(
+                "no scaler has been implemented for {{{} {}}}",
+                rt.group,
+                rt.kind
+            );
         }
         let ns = rt.namespaced.then(|| session.namespace().to_string());
         for name in names {
@@ -50,7 +56,10 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
                         continue;
                     }
                 };
-                let current = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+                let current = scale
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 if args.current_replicas >= 0 && current != args.current_replicas {
                     outcome.error(format!(
                         "error: Expected replicas to be {}, was {current}",
@@ -58,12 +67,17 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
                     ));
                     continue;
                 }
-                let rv = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
-                if let Some(want) = &args.resource_version {
-                    if want != rv {
-                        outcome.error(format!("error: Expected resource version to be {want}, was {rv}"));
-                        continue;
-                    }
+                let rv = scale
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if let Some(want) = &args.resource_version
+                    && want != rv
+                {
+                    outcome.error(format!(
+                        "error: Expected resource version to be {want}, was {rv}"
+                    ));
+                    continue;
                 }
             }
             let mut patch = json!({"spec": {"replicas": args.replicas}});

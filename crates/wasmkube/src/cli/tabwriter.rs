@@ -95,7 +95,13 @@ impl TabWriter {
 
     /// Go's `(*Writer).format`: finds blocks of consecutive lines that have a cell in the next
     /// column, sizes that column over the block, and recurses for the columns to its right.
-    fn format(&mut self, lines: &[Vec<String>], widths: &mut Vec<usize>, line0: usize, line1: usize) {
+    fn format(
+        &mut self,
+        lines: &[Vec<String>],
+        widths: &mut Vec<usize>,
+        line0: usize,
+        line1: usize,
+    ) {
         let column = widths.len();
         let mut start = line0;
         let mut this = line0;

@@ -27,15 +27,18 @@ fn client_version() -> Value {
 }
 
 fn git_version(v: &Value) -> &str {
-    v.get("gitVersion").and_then(Value::as_str).unwrap_or_default()
+    v.get("gitVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 pub async fn run(args: VersionArgs) -> anyhow::Result<ExitCode> {
     let format = args.output.as_deref();
-    if let Some(f) = format {
-        if f != "yaml" && f != "json" {
-            anyhow::bail!("--output must be 'yaml' or 'json'");
-        }
+    if let Some(f) = format
+        && f != "yaml"
+        && f != "json"
+    {
+        anyhow::bail!("--output must be 'yaml' or 'json'");
     }
     let client = client_version();
     let mut doc = json!({ "clientVersion": client });
