@@ -68,8 +68,15 @@ fn acknowledged_creates_survive_kill_9() {
         }
         acked
     });
-    assert!(acked.len() >= 1000, "only {} creates acknowledged", acked.len());
-    assert!(killed.load(Ordering::SeqCst), "the server was killed mid-stream");
+    assert!(
+        acked.len() >= 1000,
+        "only {} creates acknowledged",
+        acked.len()
+    );
+    assert!(
+        killed.load(Ordering::SeqCst),
+        "the server was killed mid-stream"
+    );
 
     s.launch(0);
     let http = client(&s);
@@ -92,5 +99,10 @@ fn acknowledged_creates_survive_kill_9() {
             .collect()
     });
     let lost: Vec<&String> = acked.iter().filter(|n| !stored.contains(*n)).collect();
-    assert!(lost.is_empty(), "{} acknowledged creates lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged creates lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
 }

@@ -183,16 +183,25 @@ impl Out {
     }
 
     pub fn fails(self) -> Self {
-        assert_ne!(self.code, Some(0), "command should have failed: {}", self.stdout);
+        assert_ne!(
+            self.code,
+            Some(0),
+            "command should have failed: {}",
+            self.stdout
+        );
         self
     }
 }
 
 /// Runs `cmd` with an optional stdin, killing it after `timeout`.
 pub fn run(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Out {
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     if let Some(input) = stdin {
         use std::io::Write;

@@ -64,15 +64,30 @@ fn apply_get_patch_scale_label_delete() {
     let f = write(tmp.path(), "app.yaml", APP);
 
     let out = s.kubectl(&["apply", "-f", &f]).ok();
-    assert!(out.stdout.contains("configmap/web-config created"), "{}", out.stdout);
-    assert!(out.stdout.contains("deployment.apps/web created"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("configmap/web-config created"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("deployment.apps/web created"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("service/web created"), "{}", out.stdout);
 
     // Re-applying the same manifests changes nothing.
     let out = s.kubectl(&["apply", "-f", &f]).ok();
-    assert!(out.stdout.contains("deployment.apps/web unchanged"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("deployment.apps/web unchanged"),
+        "{}",
+        out.stdout
+    );
 
-    let yaml = s.kubectl(&["get", "deployment", "web", "-o", "yaml"]).ok().stdout;
+    let yaml = s
+        .kubectl(&["get", "deployment", "web", "-o", "yaml"])
+        .ok()
+        .stdout;
     assert!(yaml.contains("replicas: 2"), "{yaml}");
     assert!(yaml.contains("kubectl.kubernetes.io/last-applied-configuration"));
     assert!(yaml.contains("uid:"));
@@ -84,38 +99,107 @@ fn apply_get_patch_scale_label_delete() {
         .replace("        - name: B\n          value: \"2\"\n", "");
     let f2 = write(tmp.path(), "app2.yaml", &changed);
     let out = s.kubectl(&["apply", "-f", &f2]).ok();
-    assert!(out.stdout.contains("deployment.apps/web configured"), "{}", out.stdout);
-    assert!(out.stdout.contains("configmap/web-config unchanged"), "{}", out.stdout);
-    let json = s.kubectl(&["get", "deploy", "web", "-o", "json"]).ok().stdout;
+    assert!(
+        out.stdout.contains("deployment.apps/web configured"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("configmap/web-config unchanged"),
+        "{}",
+        out.stdout
+    );
+    let json = s
+        .kubectl(&["get", "deploy", "web", "-o", "json"])
+        .ok()
+        .stdout;
     let d: serde_json::Value = serde_json::from_str(&json).expect("json");
     let c = &d["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["image"], "hello-http:v2");
-    assert_eq!(c["env"].as_array().map(Vec::len), Some(1), "env B removed: {c}");
+    assert_eq!(
+        c["env"].as_array().map(Vec::len),
+        Some(1),
+        "env B removed: {c}"
+    );
     assert_eq!(d["metadata"]["generation"], 2);
 
     // Patches of each kind.
     s.kubectl(&["patch", "deployment", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","env":[{"name":"C","value":"3"}]}]}}}}"#]).ok();
     let env = s
-        .kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].env[*].name}"])
+        .kubectl(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].env[*].name}",
+        ])
         .ok()
         .stdout;
-    assert_eq!(env.split_whitespace().collect::<Vec<_>>(), vec!["C", "A"], "strategic merge by name");
-    s.kubectl(&["patch", "configmap", "web-config", "--type", "merge", "-p", r#"{"data":{"extra":"x"}}"#]).ok();
-    s.kubectl(&["patch", "configmap", "web-config", "--type", "json", "-p", r#"[{"op":"remove","path":"/data/greeting"}]"#]).ok();
-    let data = s.kubectl(&["get", "cm", "web-config", "-o", "jsonpath={.data}"]).ok().stdout;
+    assert_eq!(
+        env.split_whitespace().collect::<Vec<_>>(),
+        vec!["C", "A"],
+        "strategic merge by name"
+    );
+    s.kubectl(&[
+        "patch",
+        "configmap",
+        "web-config",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"extra":"x"}}"#,
+    ])
+    .ok();
+    s.kubectl(&[
+        "patch",
+        "configmap",
+        "web-config",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"remove","path":"/data/greeting"}]"#,
+    ])
+    .ok();
+    let data = s
+        .kubectl(&["get", "cm", "web-config", "-o", "jsonpath={.data}"])
+        .ok()
+        .stdout;
     assert_eq!(data.trim(), r#"{"extra":"x"}"#);
 
     // Scale through the scale subresource.
-    let out = s.kubectl(&["scale", "deployment", "web", "--replicas", "5"]).ok();
-    assert!(out.stdout.contains("deployment.apps/web scaled"), "{}", out.stdout);
-    let replicas = s.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]).ok().stdout;
+    let out = s
+        .kubectl(&["scale", "deployment", "web", "--replicas", "5"])
+        .ok();
+    assert!(
+        out.stdout.contains("deployment.apps/web scaled"),
+        "{}",
+        out.stdout
+    );
+    let replicas = s
+        .kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])
+        .ok()
+        .stdout;
     assert_eq!(replicas.trim(), "5");
 
     // Labels, and selecting by them.
-    s.kubectl(&["label", "service", "web", "tier=frontend"]).ok();
-    let names = s.kubectl(&["get", "svc", "-l", "tier in (frontend,backend)", "-o", "name"]).ok().stdout;
+    s.kubectl(&["label", "service", "web", "tier=frontend"])
+        .ok();
+    let names = s
+        .kubectl(&[
+            "get",
+            "svc",
+            "-l",
+            "tier in (frontend,backend)",
+            "-o",
+            "name",
+        ])
+        .ok()
+        .stdout;
     assert_eq!(names.trim(), "service/web");
-    let none = s.kubectl(&["get", "svc", "-l", "tier!=frontend", "-o", "name"]).ok().stdout;
+    let none = s
+        .kubectl(&["get", "svc", "-l", "tier!=frontend", "-o", "name"])
+        .ok()
+        .stdout;
     assert!(!none.contains("service/web"));
 
     // Default table output has kubectl's columns.
@@ -126,7 +210,11 @@ fn apply_get_patch_scale_label_delete() {
     }
 
     let out = s.kubectl(&["delete", "-f", &f2]).ok();
-    assert!(out.stdout.contains("deployment.apps \"web\" deleted"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("deployment.apps \"web\" deleted"),
+        "{}",
+        out.stdout
+    );
     let out = s.kubectl(&["get", "deploy", "web"]).fails();
     assert!(out.stderr.contains("NotFound"), "{}", out.stderr);
 }
@@ -146,17 +234,25 @@ fn get_watch_sees_events() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
     // Give the watch a moment to start, then make changes it must see.
     std::thread::sleep(Duration::from_millis(1500));
-    s.kubectl(&["create", "configmap", "watched", "--from-literal=a=b"]).ok();
-    let line = rx.recv_timeout(Duration::from_secs(20)).expect("watch event");
+    s.kubectl(&["create", "configmap", "watched", "--from-literal=a=b"])
+        .ok();
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("watch event");
     assert_eq!(line.trim(), "configmap/watched");
     s.kubectl(&["delete", "configmap", "watched"]).ok();
-    let line = rx.recv_timeout(Duration::from_secs(20)).expect("second watch event");
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("second watch event");
     assert_eq!(line.trim(), "configmap/watched");
     let _ = child.kill();
     let _ = child.wait();
@@ -174,7 +270,11 @@ fn errors_are_status_objects_naming_the_field() {
     let out = s.kubectl(&["apply", "-f", &bad]).fails();
     assert!(out.stderr.contains("is invalid"), "{}", out.stderr);
     assert!(out.stderr.contains("metadata.name"), "{}", out.stderr);
-    assert!(out.stderr.contains("spec.containers[0].image"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("spec.containers[0].image"),
+        "{}",
+        out.stderr
+    );
 
     // Unknown fields are refused by kubectl's default strict validation, naming the field.
     let unknown = write(
@@ -186,16 +286,32 @@ fn errors_are_status_objects_naming_the_field() {
     assert!(out.stderr.contains("datta"), "{}", out.stderr);
 
     // A namespace that does not exist.
-    let out = s.kubectl(&["-n", "nope", "create", "configmap", "x"]).fails();
-    assert!(out.stderr.contains("namespaces \"nope\" not found"), "{}", out.stderr);
+    let out = s
+        .kubectl(&["-n", "nope", "create", "configmap", "x"])
+        .fails();
+    assert!(
+        out.stderr.contains("namespaces \"nope\" not found"),
+        "{}",
+        out.stderr
+    );
 
     // Nothing was stored by the failed requests.
     let out = s.kubectl(&["get", "pods,configmaps", "-o", "name"]).ok();
-    assert!(!out.stdout.contains("Bad_Name") && !out.stdout.contains("configmap/x"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("Bad_Name") && !out.stdout.contains("configmap/x"),
+        "{}",
+        out.stdout
+    );
 
     // A bad token is refused.
-    let out = s.kubectl(&["--token", "not-the-token", "get", "pods"]).fails();
-    assert!(out.stderr.contains("Unauthorized") || out.stderr.contains("logged in"), "{}", out.stderr);
+    let out = s
+        .kubectl(&["--token", "not-the-token", "get", "pods"])
+        .fails();
+    assert!(
+        out.stderr.contains("Unauthorized") || out.stderr.contains("logged in"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -205,17 +321,46 @@ fn restart_keeps_everything_and_namespaces_exist() {
     for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         assert!(ns.contains(&format!("namespace/{n}")), "{ns}");
     }
-    let rc = s.kubectl(&["get", "runtimeclass", "wasmtime", "-o", "jsonpath={.handler}"]).ok().stdout;
+    let rc = s
+        .kubectl(&[
+            "get",
+            "runtimeclass",
+            "wasmtime",
+            "-o",
+            "jsonpath={.handler}",
+        ])
+        .ok()
+        .stdout;
     assert_eq!(rc, "wasmtime");
     s.kubectl(&["create", "namespace", "team-a"]).ok();
-    s.kubectl(&["-n", "team-a", "create", "configmap", "kept", "--from-literal=k=v"]).ok();
+    s.kubectl(&[
+        "-n",
+        "team-a",
+        "create",
+        "configmap",
+        "kept",
+        "--from-literal=k=v",
+    ])
+    .ok();
     let port = s.port();
     assert!(s.stop().is_some_and(|st| st.success()), "clean shutdown");
     s.launch(port);
-    let v = s.kubectl(&["-n", "team-a", "get", "configmap", "kept", "-o", "jsonpath={.data.k}"]).ok().stdout;
+    let v = s
+        .kubectl(&[
+            "-n",
+            "team-a",
+            "get",
+            "configmap",
+            "kept",
+            "-o",
+            "jsonpath={.data.k}",
+        ])
+        .ok()
+        .stdout;
     assert_eq!(v, "v");
     // Namespace deletion removes what is inside, then the namespace.
-    s.kubectl(&["delete", "namespace", "team-a", "--timeout=60s"]).ok();
+    s.kubectl(&["delete", "namespace", "team-a", "--timeout=60s"])
+        .ok();
     eventually(Duration::from_secs(30), "namespace gone", || {
         let out = s.kubectl(&["get", "namespace", "team-a"]);
         (out.code != Some(0)).then_some(())

@@ -61,23 +61,26 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<Fi
             }
         }
         "Lease" => {
-            if let Some(d) = obj.pointer("/spec/leaseDurationSeconds").and_then(Value::as_i64)
-                && d <= 0 {
-                    errs.push((
-                        "spec.leaseDurationSeconds".into(),
-                        invalid(&d.to_string(), "must be greater than 0"),
-                    ));
-                }
+            if let Some(d) = obj
+                .pointer("/spec/leaseDurationSeconds")
+                .and_then(Value::as_i64)
+                && d <= 0
+            {
+                errs.push((
+                    "spec.leaseDurationSeconds".into(),
+                    invalid(&d.to_string(), "must be greater than 0"),
+                ));
+            }
         }
         "HorizontalPodAutoscaler" => hpa(obj, &mut errs),
         "PersistentVolumeClaim"
             if obj
                 .pointer("/spec/accessModes")
                 .and_then(Value::as_array)
-                .is_none_or(|a| a.is_empty())
-            => {
-                required(&mut errs, "spec.accessModes");
-            }
+                .is_none_or(|a| a.is_empty()) =>
+        {
+            required(&mut errs, "spec.accessModes");
+        }
         "ResourceQuota" => quantities(obj.pointer("/spec/hard"), "spec.hard", &mut errs),
         _ => {}
     }
@@ -125,7 +128,10 @@ fn validate_metadata(info: &ResourceInfo, obj: &Value, errs: &mut Vec<FieldError
             errs.push(("metadata.name".into(), invalid(name, &m)));
         }
     }
-    if let Some(labels) = meta.and_then(|m| m.get("labels")).and_then(Value::as_object) {
+    if let Some(labels) = meta
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+    {
         for (k, val) in labels {
             for m in v::is_qualified_name(k) {
                 errs.push(("metadata.labels".into(), invalid(k, &m)));
@@ -214,45 +220,66 @@ fn pod_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
         Some(cs) if cs.is_empty() => required(errs, &format!("{path}.containers")),
         Some(cs) => {
             for (i, c) in cs.iter().enumerate() {
-                container(c, &format!("{path}.containers[{i}]"), &mut names, &volumes, errs);
+                container(
+                    c,
+                    &format!("{path}.containers[{i}]"),
+                    &mut names,
+                    &volumes,
+                    errs,
+                );
             }
         }
     }
     if let Some(cs) = spec.get("initContainers").and_then(Value::as_array) {
         for (i, c) in cs.iter().enumerate() {
-            container(c, &format!("{path}.initContainers[{i}]"), &mut names, &volumes, errs);
+            container(
+                c,
+                &format!("{path}.initContainers[{i}]"),
+                &mut names,
+                &volumes,
+                errs,
+            );
         }
     }
     if let Some(rp) = spec.get("restartPolicy").and_then(Value::as_str)
-        && !matches!(rp, "Always" | "OnFailure" | "Never") {
-            errs.push((
-                format!("{path}.restartPolicy"),
-                format!("Unsupported value: {rp:?}: supported values: \"Always\", \"OnFailure\", \"Never\""),
-            ));
-        }
+        && !matches!(rp, "Always" | "OnFailure" | "Never")
+    {
+        errs.push((
+            format!("{path}.restartPolicy"),
+            format!(
+                "Unsupported value: {rp:?}: supported values: \"Always\", \"OnFailure\", \"Never\""
+            ),
+        ));
+    }
     if let Some(dp) = spec.get("dnsPolicy").and_then(Value::as_str)
-        && !matches!(dp, "ClusterFirstWithHostNet" | "ClusterFirst" | "Default" | "None") {
-            errs.push((
+        && !matches!(
+            dp,
+            "ClusterFirstWithHostNet" | "ClusterFirst" | "Default" | "None"
+        )
+    {
+        errs.push((
                 format!("{path}.dnsPolicy"),
                 format!("Unsupported value: {dp:?}: supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\""),
             ));
-        }
+    }
     if let Some(g) = spec
         .get("terminationGracePeriodSeconds")
         .and_then(Value::as_i64)
-        && g < 0 {
-            errs.push((
-                format!("{path}.terminationGracePeriodSeconds"),
-                format!("Invalid value: {g}: must be greater than or equal to 0"),
-            ));
-        }
+        && g < 0
+    {
+        errs.push((
+            format!("{path}.terminationGracePeriodSeconds"),
+            format!("Invalid value: {g}: must be greater than or equal to 0"),
+        ));
+    }
     if let Some(d) = spec.get("activeDeadlineSeconds").and_then(Value::as_i64)
-        && d <= 0 {
-            errs.push((
-                format!("{path}.activeDeadlineSeconds"),
-                format!("Invalid value: {d}: must be greater than 0"),
-            ));
-        }
+        && d <= 0
+    {
+        errs.push((
+            format!("{path}.activeDeadlineSeconds"),
+            format!("Invalid value: {d}: must be greater than 0"),
+        ));
+    }
     let mut seen_vols = BTreeSet::new();
     if let Some(vs) = spec.get("volumes").and_then(Value::as_array) {
         for (i, vol) in vs.iter().enumerate() {
@@ -276,7 +303,10 @@ fn pod_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
                 errs.push((format!("{path}.nodeSelector"), invalid(k, &m)));
             }
             for m in v::is_valid_label_value(val.as_str().unwrap_or("")) {
-                errs.push((format!("{path}.nodeSelector"), invalid(val.as_str().unwrap_or(""), &m)));
+                errs.push((
+                    format!("{path}.nodeSelector"),
+                    invalid(val.as_str().unwrap_or(""), &m),
+                ));
             }
         }
     }
@@ -307,12 +337,13 @@ fn container(
         required(errs, &format!("{path}.image"));
     }
     if let Some(p) = c.get("imagePullPolicy").and_then(Value::as_str)
-        && !matches!(p, "Always" | "IfNotPresent" | "Never") {
-            errs.push((
+        && !matches!(p, "Always" | "IfNotPresent" | "Never")
+    {
+        errs.push((
                 format!("{path}.imagePullPolicy"),
                 format!("Unsupported value: {p:?}: supported values: \"Always\", \"IfNotPresent\", \"Never\""),
             ));
-        }
+    }
     let mut port_names = BTreeSet::new();
     if let Some(ports) = c.get("ports").and_then(Value::as_array) {
         for (i, p) in ports.iter().enumerate() {
@@ -320,17 +351,24 @@ fn container(
             match p.get("containerPort").and_then(Value::as_i64) {
                 Some(n) => {
                     for m in v::is_valid_port_num(n) {
-                        errs.push((format!("{field}.containerPort"), format!("Invalid value: {n}: {m}")));
+                        errs.push((
+                            format!("{field}.containerPort"),
+                            format!("Invalid value: {n}: {m}"),
+                        ));
                     }
                 }
                 None => required(errs, &format!("{field}.containerPort")),
             }
             if let Some(n) = p.get("hostPort").and_then(Value::as_i64)
-                && n != 0 {
-                    for m in v::is_valid_port_num(n) {
-                        errs.push((format!("{field}.hostPort"), format!("Invalid value: {n}: {m}")));
-                    }
+                && n != 0
+            {
+                for m in v::is_valid_port_num(n) {
+                    errs.push((
+                        format!("{field}.hostPort"),
+                        format!("Invalid value: {n}: {m}"),
+                    ));
                 }
+            }
             if let Some(pn) = p.get("name").and_then(Value::as_str) {
                 for m in v::is_valid_port_name(pn) {
                     errs.push((format!("{field}.name"), invalid(pn, &m)));
@@ -340,17 +378,23 @@ fn container(
                 }
             }
             if let Some(proto) = p.get("protocol").and_then(Value::as_str)
-                && !matches!(proto, "TCP" | "UDP" | "SCTP") {
-                    errs.push((
-                        format!("{field}.protocol"),
-                        format!("Unsupported value: {proto:?}: supported values: \"SCTP\", \"TCP\", \"UDP\""),
-                    ));
-                }
+                && !matches!(proto, "TCP" | "UDP" | "SCTP")
+            {
+                errs.push((
+                    format!("{field}.protocol"),
+                    format!(
+                        "Unsupported value: {proto:?}: supported values: \"SCTP\", \"TCP\", \"UDP\""
+                    ),
+                ));
+            }
         }
     }
     if let Some(env) = c.get("env").and_then(Value::as_array) {
         for (i, e) in env.iter().enumerate() {
-            if e.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if e.get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 required(errs, &format!("{path}.env[{i}].name"));
             }
         }
@@ -366,14 +410,21 @@ fn container(
                     format!("Not found: {name:?}"),
                 ));
             }
-            if m.get("mountPath").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if m.get("mountPath")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 required(errs, &format!("{path}.volumeMounts[{i}].mountPath"));
             }
         }
     }
     if let Some(res) = c.get("resources") {
         quantities(res.get("limits"), &format!("{path}.resources.limits"), errs);
-        quantities(res.get("requests"), &format!("{path}.resources.requests"), errs);
+        quantities(
+            res.get("requests"),
+            &format!("{path}.resources.requests"),
+            errs,
+        );
         // A request above its limit can never be scheduled honestly.
         if let (Some(req), Some(lim)) = (
             res.get("requests").and_then(Value::as_object),
@@ -466,7 +517,13 @@ fn pod_update(old: &Value, spec: &Value, errs: &mut Vec<FieldError>) {
     let mut b = spec.clone();
     for s in [&mut a, &mut b] {
         if let Some(map) = s.as_object_mut() {
-            for k in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "nodeName", "schedulingGates"] {
+            for k in [
+                "activeDeadlineSeconds",
+                "tolerations",
+                "terminationGracePeriodSeconds",
+                "nodeName",
+                "schedulingGates",
+            ] {
                 map.remove(k);
             }
             for list in ["containers", "initContainers"] {
@@ -539,12 +596,13 @@ fn workload(kind: &str, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldEr
         return;
     };
     if let Some(r) = spec.get("replicas").and_then(Value::as_i64)
-        && r < 0 {
-            errs.push((
-                "spec.replicas".into(),
-                format!("Invalid value: {r}: must be greater than or equal to 0"),
-            ));
-        }
+        && r < 0
+    {
+        errs.push((
+            "spec.replicas".into(),
+            format!("Invalid value: {r}: must be greater than or equal to 0"),
+        ));
+    }
     let selector_value = spec.get("selector");
     if selector_value.is_none_or(Value::is_null) {
         required(errs, "spec.selector");
@@ -574,65 +632,75 @@ fn workload(kind: &str, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldEr
     match template.and_then(|t| t.get("spec")) {
         Some(ps) => {
             pod_spec(ps, "spec.template.spec", errs);
-            if matches!(kind, "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet")
-                && let Some(rp) = ps.get("restartPolicy").and_then(Value::as_str)
-                    && rp != "Always" {
-                        errs.push((
-                            "spec.template.spec.restartPolicy".into(),
-                            format!("Unsupported value: {rp:?}: supported values: \"Always\""),
-                        ));
-                    }
+            if matches!(
+                kind,
+                "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet"
+            ) && let Some(rp) = ps.get("restartPolicy").and_then(Value::as_str)
+                && rp != "Always"
+            {
+                errs.push((
+                    "spec.template.spec.restartPolicy".into(),
+                    format!("Unsupported value: {rp:?}: supported values: \"Always\""),
+                ));
+            }
         }
         None => required(errs, "spec.template"),
     }
     if kind == "Deployment"
-        && let Some(strategy) = spec.get("strategy") {
-            let t = strategy.get("type").and_then(Value::as_str).unwrap_or("");
-            if !matches!(t, "RollingUpdate" | "Recreate") {
-                errs.push((
-                    "spec.strategy.type".into(),
-                    format!("Unsupported value: {t:?}: supported values: \"Recreate\", \"RollingUpdate\""),
-                ));
-            }
-            if t == "Recreate" && strategy.get("rollingUpdate").is_some_and(|r| !r.is_null()) {
-                errs.push((
-                    "spec.strategy.rollingUpdate".into(),
-                    "Forbidden: may not be specified when strategy `type` is 'Recreate'".into(),
-                ));
-            }
-            if let Some(ru) = strategy.get("rollingUpdate") {
-                let zero = |v: Option<&Value>| match v {
-                    Some(Value::Number(n)) => n.as_i64() == Some(0),
-                    Some(Value::String(s)) => s == "0" || s == "0%",
-                    _ => false,
-                };
-                for f in ["maxSurge", "maxUnavailable"] {
-                    if let Some(val) = ru.get(f)
-                        && !int_or_percent_ok(val) {
-                            errs.push((
-                                format!("spec.strategy.rollingUpdate.{f}"),
-                                format!("Invalid value: {val}: must be an integer or percentage (e.g '5%')"),
-                            ));
-                        }
-                }
-                if zero(ru.get("maxSurge")) && zero(ru.get("maxUnavailable")) {
-                    errs.push((
-                        "spec.strategy.rollingUpdate.maxUnavailable".into(),
-                        "Invalid value: 0: may not be 0 when `maxSurge` is 0".into(),
-                    ));
-                }
-            }
-        }
-    if let Some(old) = old
-        && old.pointer("/spec/selector") != spec.get("selector") {
+        && let Some(strategy) = spec.get("strategy")
+    {
+        let t = strategy.get("type").and_then(Value::as_str).unwrap_or("");
+        if !matches!(t, "RollingUpdate" | "Recreate") {
             errs.push((
-                "spec.selector".into(),
+                "spec.strategy.type".into(),
                 format!(
-                    "Invalid value: {}: field is immutable",
-                    spec.get("selector").cloned().unwrap_or(Value::Null)
+                    "Unsupported value: {t:?}: supported values: \"Recreate\", \"RollingUpdate\""
                 ),
             ));
         }
+        if t == "Recreate" && strategy.get("rollingUpdate").is_some_and(|r| !r.is_null()) {
+            errs.push((
+                "spec.strategy.rollingUpdate".into(),
+                "Forbidden: may not be specified when strategy `type` is 'Recreate'".into(),
+            ));
+        }
+        if let Some(ru) = strategy.get("rollingUpdate") {
+            let zero = |v: Option<&Value>| match v {
+                Some(Value::Number(n)) => n.as_i64() == Some(0),
+                Some(Value::String(s)) => s == "0" || s == "0%",
+                _ => false,
+            };
+            for f in ["maxSurge", "maxUnavailable"] {
+                if let Some(val) = ru.get(f)
+                    && !int_or_percent_ok(val)
+                {
+                    errs.push((
+                        format!("spec.strategy.rollingUpdate.{f}"),
+                        format!(
+                            "Invalid value: {val}: must be an integer or percentage (e.g '5%')"
+                        ),
+                    ));
+                }
+            }
+            if zero(ru.get("maxSurge")) && zero(ru.get("maxUnavailable")) {
+                errs.push((
+                    "spec.strategy.rollingUpdate.maxUnavailable".into(),
+                    "Invalid value: 0: may not be 0 when `maxSurge` is 0".into(),
+                ));
+            }
+        }
+    }
+    if let Some(old) = old
+        && old.pointer("/spec/selector") != spec.get("selector")
+    {
+        errs.push((
+            "spec.selector".into(),
+            format!(
+                "Invalid value: {}: field is immutable",
+                spec.get("selector").cloned().unwrap_or(Value::Null)
+            ),
+        ));
+    }
 }
 
 fn int_or_percent_ok(v: &Value) -> bool {
@@ -652,17 +720,21 @@ fn job(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
     };
     for f in ["parallelism", "completions", "backoffLimit"] {
         if let Some(n) = spec.get(f).and_then(Value::as_i64)
-            && n < 0 {
-                errs.push((
-                    format!("spec.{f}"),
-                    format!("Invalid value: {n}: must be greater than or equal to 0"),
-                ));
-            }
+            && n < 0
+        {
+            errs.push((
+                format!("spec.{f}"),
+                format!("Invalid value: {n}: must be greater than or equal to 0"),
+            ));
+        }
     }
     match spec.pointer("/template/spec") {
         Some(ps) => {
             pod_spec(ps, "spec.template.spec", errs);
-            let rp = ps.get("restartPolicy").and_then(Value::as_str).unwrap_or("");
+            let rp = ps
+                .get("restartPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if !matches!(rp, "OnFailure" | "Never") {
                 errs.push((
                     "spec.template.spec.restartPolicy".into(),
@@ -673,12 +745,13 @@ fn job(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
         None => required(errs, "spec.template"),
     }
     if let Some(old) = old
-        && old.pointer("/spec/template") != spec.get("template") {
-            errs.push((
-                "spec.template".into(),
-                "Invalid value: field is immutable".into(),
-            ));
-        }
+        && old.pointer("/spec/template") != spec.get("template")
+    {
+        errs.push((
+            "spec.template".into(),
+            "Invalid value: field is immutable".into(),
+        ));
+    }
 }
 
 fn cron_job(obj: &Value, errs: &mut Vec<FieldError>) {
@@ -692,12 +765,15 @@ fn cron_job(obj: &Value, errs: &mut Vec<FieldError>) {
         ));
     }
     if let Some(cp) = str_at(obj, "/spec/concurrencyPolicy")
-        && !matches!(cp, "Allow" | "Forbid" | "Replace") {
-            errs.push((
-                "spec.concurrencyPolicy".into(),
-                format!("Unsupported value: {cp:?}: supported values: \"Allow\", \"Forbid\", \"Replace\""),
-            ));
-        }
+        && !matches!(cp, "Allow" | "Forbid" | "Replace")
+    {
+        errs.push((
+            "spec.concurrencyPolicy".into(),
+            format!(
+                "Unsupported value: {cp:?}: supported values: \"Allow\", \"Forbid\", \"Replace\""
+            ),
+        ));
+    }
     match obj.pointer("/spec/jobTemplate/spec/template/spec") {
         Some(ps) => pod_spec(ps, "spec.jobTemplate.spec.template.spec", errs),
         None => required(errs, "spec.jobTemplate.spec.template"),
@@ -728,8 +804,14 @@ fn cron_fields_ok(s: &str) -> bool {
 
 fn service(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
     let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP");
-    if !matches!(ty, "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName") {
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
+    if !matches!(
+        ty,
+        "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
+    ) {
         errs.push((
             "spec.type".into(),
             format!("Unsupported value: {ty:?}: supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""),
@@ -737,7 +819,10 @@ fn service(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
     }
     let ports = spec.get("ports").and_then(Value::as_array);
     if ty == "ExternalName" {
-        let en = spec.get("externalName").and_then(Value::as_str).unwrap_or("");
+        let en = spec
+            .get("externalName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if en.is_empty() {
             required(errs, "spec.externalName");
         } else {
@@ -764,7 +849,10 @@ fn service(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
                 errs.push((format!("{field}.name"), invalid(name, &m)));
             }
             if !names.insert(name.to_string()) {
-                errs.push((format!("{field}.name"), format!("Duplicate value: {name:?}")));
+                errs.push((
+                    format!("{field}.name"),
+                    format!("Duplicate value: {name:?}"),
+                ));
             }
         }
         match p.get("port").and_then(Value::as_i64) {
@@ -785,7 +873,10 @@ fn service(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
         match p.get("targetPort") {
             Some(Value::Number(n)) => {
                 for m in v::is_valid_port_num(n.as_i64().unwrap_or(0)) {
-                    errs.push((format!("{field}.targetPort"), format!("Invalid value: {n}: {m}")));
+                    errs.push((
+                        format!("{field}.targetPort"),
+                        format!("Invalid value: {n}: {m}"),
+                    ));
                 }
             }
             Some(Value::String(s)) => {
@@ -796,12 +887,14 @@ fn service(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
             _ => {}
         }
         if let Some(np) = p.get("nodePort").and_then(Value::as_i64)
-            && np != 0 && ty == "ClusterIP" {
-                errs.push((
-                    format!("{field}.nodePort"),
-                    "Forbidden: may not be used when `type` is 'ClusterIP'".to_string(),
-                ));
-            }
+            && np != 0
+            && ty == "ClusterIP"
+        {
+            errs.push((
+                format!("{field}.nodePort"),
+                "Forbidden: may not be used when `type` is 'ClusterIP'".to_string(),
+            ));
+        }
     }
     if let Some(sel) = spec.get("selector").and_then(Value::as_object) {
         for (k, val) in sel {
@@ -809,17 +902,21 @@ fn service(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
                 errs.push(("spec.selector".into(), invalid(k, &m)));
             }
             for m in v::is_valid_label_value(val.as_str().unwrap_or("")) {
-                errs.push(("spec.selector".into(), invalid(val.as_str().unwrap_or(""), &m)));
+                errs.push((
+                    "spec.selector".into(),
+                    invalid(val.as_str().unwrap_or(""), &m),
+                ));
             }
         }
     }
     if let Some(sa) = spec.get("sessionAffinity").and_then(Value::as_str)
-        && !matches!(sa, "None" | "ClientIP") {
-            errs.push((
-                "spec.sessionAffinity".into(),
-                format!("Unsupported value: {sa:?}: supported values: \"ClientIP\", \"None\""),
-            ));
-        }
+        && !matches!(sa, "None" | "ClientIP")
+    {
+        errs.push((
+            "spec.sessionAffinity".into(),
+            format!("Unsupported value: {sa:?}: supported values: \"ClientIP\", \"None\""),
+        ));
+    }
     if let Some(old) = old {
         let old_ip = str_at(old, "/spec/clusterIP").unwrap_or("");
         let new_ip = spec.get("clusterIP").and_then(Value::as_str).unwrap_or("");
@@ -876,9 +973,13 @@ fn ingress(obj: &Value, errs: &mut Vec<FieldError>) {
                 )),
             }
             if let Some(path) = p.get("path").and_then(Value::as_str)
-                && !path.starts_with('/') {
-                    errs.push((format!("{field}.path"), invalid(path, "must be an absolute path")));
-                }
+                && !path.starts_with('/')
+            {
+                errs.push((
+                    format!("{field}.path"),
+                    invalid(path, "must be an absolute path"),
+                ));
+            }
             if p.get("backend").is_none() {
                 required(errs, &format!("{field}.backend"));
             }
@@ -887,8 +988,14 @@ fn ingress(obj: &Value, errs: &mut Vec<FieldError>) {
 }
 
 fn hpa(obj: &Value, errs: &mut Vec<FieldError>) {
-    let min = obj.pointer("/spec/minReplicas").and_then(Value::as_i64).unwrap_or(1);
-    let max = obj.pointer("/spec/maxReplicas").and_then(Value::as_i64).unwrap_or(0);
+    let min = obj
+        .pointer("/spec/minReplicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let max = obj
+        .pointer("/spec/maxReplicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     if min < 1 {
         errs.push((
             "spec.minReplicas".into(),
@@ -926,7 +1033,10 @@ mod tests {
     fn pod_needs_containers_and_images() {
         let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}});
         let errs = validate(kind("pods", ""), &pod, None);
-        assert_eq!(errs, vec![("spec.containers[0].image".into(), "Required value".into())]);
+        assert_eq!(
+            errs,
+            vec![("spec.containers[0].image".into(), "Required value".into())]
+        );
         let pod = json!({"metadata": {"name": "P_"}, "spec": {"containers": []}});
         let errs = validate(kind("pods", ""), &pod, None);
         let fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
@@ -939,7 +1049,11 @@ mod tests {
             "selector": {"matchLabels": {"app": "a"}},
             "template": {"metadata": {"labels": {"app": "b"}},
                 "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
-        let errs = validate(registry::lookup("apps", "v1", "deployments").expect("d"), &d, None);
+        let errs = validate(
+            registry::lookup("apps", "v1", "deployments").expect("d"),
+            &d,
+            None,
+        );
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].0, "spec.template.metadata.labels");
     }

@@ -103,11 +103,7 @@ pub async fn middleware(
 
 fn websocket_token(req: &Request) -> Option<String> {
     use base64::Engine;
-    let protocols = req
-        .headers()
-        .get("sec-websocket-protocol")?
-        .to_str()
-        .ok()?;
+    let protocols = req.headers().get("sec-websocket-protocol")?.to_str().ok()?;
     protocols.split(',').map(str::trim).find_map(|p| {
         let encoded = p.strip_prefix("base64url.bearer.authorization.k8s.io.")?;
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -133,7 +129,13 @@ mod tests {
     fn tokens() {
         let a = Authenticator::new();
         let t = generate_token();
-        a.add_token(&t, UserInfo { username: "admin".into(), groups: vec![] });
+        a.add_token(
+            &t,
+            UserInfo {
+                username: "admin".into(),
+                groups: vec![],
+            },
+        );
         assert_eq!(a.authenticate(&t).map(|u| u.username), Some("admin".into()));
         assert!(a.authenticate("nope").is_none());
         assert!(a.authenticate(&t[..10]).is_none());

@@ -41,7 +41,10 @@ pub async fn ensure_defaults(state: &Arc<ApiState>) -> ApiResult<()> {
             .parse()
             .map_err(|_| ApiError::internal(format!("bad bootstrap path {path}")))?;
         let mut headers = HeaderMap::new();
-        headers.insert("content-type", axum::http::HeaderValue::from_static("application/json"));
+        headers.insert(
+            "content-type",
+            axum::http::HeaderValue::from_static("application/json"),
+        );
         let resp = crate::resource::handle(
             state.clone(),
             Method::POST,

@@ -95,7 +95,11 @@ impl FieldFilter {
 /// A field's value as Kubernetes compares it: strings as they are, booleans and numbers as
 /// text, absent fields as the empty string.
 fn field_value(obj: &Value, field: &str) -> Option<String> {
-    let field = if field == "name" { "metadata.name" } else { field };
+    let field = if field == "name" {
+        "metadata.name"
+    } else {
+        field
+    };
     let source_special = field == "source";
     let mut cur = obj;
     if source_special {

@@ -58,7 +58,11 @@ pub use state::{ApiState, SubresourceHandler};
 pub type ExtraRoutes = Router;
 
 /// Builds the API router. `auth = None` serves without authentication (insecure dev mode).
-pub fn router(state: Arc<ApiState>, auth: Option<Arc<Authenticator>>, extra: Option<ExtraRoutes>) -> Router {
+pub fn router(
+    state: Arc<ApiState>,
+    auth: Option<Arc<Authenticator>>,
+    extra: Option<ExtraRoutes>,
+) -> Router {
     let api = Router::new()
         .route("/version", get(|| async { json(discovery::version()) }))
         .route("/healthz", get(health))
@@ -80,7 +84,6 @@ pub fn router(state: Arc<ApiState>, auth: Option<Arc<Authenticator>>, extra: Opt
     };
     app.layer(axum::middleware::from_fn_with_state(auth, auth::middleware))
 }
-
 
 async fn health() -> &'static str {
     "ok"
@@ -162,7 +165,12 @@ pub type TlsConfig = Option<Arc<rustls::ServerConfig>>;
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then waits for open
 /// connections to finish their current requests.
-pub async fn serve(listener: TcpListener, router: Router, tls: TlsConfig, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: TlsConfig,
+    shutdown: CancellationToken,
+) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let tracker = tokio_util::task::TaskTracker::new();
     loop {
@@ -200,10 +208,12 @@ async fn serve_connection<I>(io: I, router: Router, peer: SocketAddr, shutdown: 
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-        router.clone().oneshot(req.map(axum::body::Body::new))
-    });
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
     let builder = auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);

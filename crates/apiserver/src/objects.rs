@@ -160,7 +160,10 @@ pub fn carry_metadata(info: &ResourceInfo, old: &Value, new: &mut Value) {
             meta.insert("resourceVersion".into(), rv.clone());
         }
         if tracks_generation(info) {
-            let old_gen = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
+            let old_gen = old_meta
+                .get("generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
             let next = if spec_changed { old_gen + 1 } else { old_gen };
             meta.insert("generation".into(), json!(next));
         } else {
@@ -190,9 +193,8 @@ pub fn unknown_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<St
                 };
                 match b.get(k) {
                     Some(tv) => unknown_fields(v, tv, &child, out),
-                    // Nulls mean "unset" and empty maps/lists may be skipped on output.
+                    // A null means "unset", which every field accepts.
                     None if v.is_null() => {}
-                    None if is_empty_container(v) => {}
                     None => out.push(child),
                 }
             }
@@ -206,21 +208,14 @@ pub fn unknown_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<St
     }
 }
 
-fn is_empty_container(v: &Value) -> bool {
-    match v {
-        Value::Object(m) => m.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn unknown_field_paths() {
-        let input = json!({"spec": {"containers": [{"name": "a", "imagex": "b"}], "bogus": 1, "n": null}});
+        let input =
+            json!({"spec": {"containers": [{"name": "a", "imagex": "b"}], "bogus": 1, "n": null}});
         let typed = json!({"spec": {"containers": [{"name": "a"}]}});
         let mut out = Vec::new();
         unknown_fields(&input, &typed, "", &mut out);

@@ -21,14 +21,20 @@ pub fn apply(
         BodyFormat::MergePatch | BodyFormat::Json => PatchType::Merge,
         BodyFormat::StrategicMergePatch => PatchType::StrategicMerge,
         BodyFormat::Yaml | BodyFormat::ApplyPatch => {
-            return Err(ApiError::unsupported_media_type("application/apply-patch+yaml"));
+            return Err(ApiError::unsupported_media_type(
+                "application/apply-patch+yaml",
+            ));
         }
     };
     let schema = PatchSchema::for_type(info.definition).unwrap_or_else(PatchSchema::unstructured);
     patch::apply_patch(patch_type, current, patch_body, &schema).map_err(|e| match e {
         // A JSON patch whose operations cannot apply (a `test` failing, a missing path) is a
         // semantic failure of a well-formed request.
-        PatchError::JsonPatch(_) => ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}")),
+        PatchError::JsonPatch(_) => ApiError::new(
+            422,
+            "Invalid",
+            format!("the server rejected our request due to an error in our request: {e}"),
+        ),
         other => ApiError::bad_request(format!("the patch could not be applied: {other}")),
     })
 }

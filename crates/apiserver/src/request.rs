@@ -51,9 +51,8 @@ pub fn parse_path(path: &str) -> ApiResult<ResourcePath> {
     let lookup = |resource: &str| {
         registry::lookup(group, version, resource).ok_or_else(ApiError::path_not_found)
     };
-    let namespaced_lookup = |resource: &str| {
-        registry::lookup(group, version, resource).filter(|info| info.namespaced)
-    };
+    let namespaced_lookup =
+        |resource: &str| registry::lookup(group, version, resource).filter(|info| info.namespaced);
     let parsed = match rest {
         [resource] => ResourcePath {
             info: lookup(resource)?,
@@ -146,7 +145,10 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn flag(&self, key: &str) -> bool {
@@ -217,7 +219,12 @@ pub fn content_type(headers: &HeaderMap) -> ApiResult<BodyFormat> {
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let media = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     Ok(match media.as_str() {
         "" | "application/json" | "*/*" => BodyFormat::Json,
         "application/yaml" | "application/x-yaml" | "text/yaml" => BodyFormat::Yaml,
@@ -252,10 +259,12 @@ pub fn accept(headers: &HeaderMap) -> ApiResult<Accept> {
         let media = params.next().unwrap_or("").to_ascii_lowercase();
         let params: Vec<&str> = params.collect();
         let is_table = params.iter().any(|p| p.eq_ignore_ascii_case("as=Table"))
-            && !params.iter().any(|p| p.eq_ignore_ascii_case("g=apidiscovery.k8s.io"));
-        let other_as = params
-            .iter()
-            .any(|p| p.to_ascii_lowercase().starts_with("as=") && !p.eq_ignore_ascii_case("as=Table"));
+            && !params
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case("g=apidiscovery.k8s.io"));
+        let other_as = params.iter().any(|p| {
+            p.to_ascii_lowercase().starts_with("as=") && !p.eq_ignore_ascii_case("as=Table")
+        });
         match media.as_str() {
             "application/json" | "*/*" | "application/*" => {
                 if is_table {
@@ -322,14 +331,18 @@ mod tests {
         assert_eq!(accept(&h).expect("json"), Accept::Json);
         h.insert(
             "accept",
-            "application/vnd.kubernetes.protobuf".parse().expect("header"),
+            "application/vnd.kubernetes.protobuf"
+                .parse()
+                .expect("header"),
         );
         assert!(accept(&h).is_err());
     }
 
     #[test]
     fn query() {
-        let q = Query::parse(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=5"));
+        let q = Query::parse(Some(
+            "labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=5",
+        ));
         assert_eq!(q.get("labelSelector"), Some("app=web,tier in (a)"));
         assert!(q.flag("watch"));
         assert_eq!(q.int("limit").expect("int"), Some(5));

@@ -98,20 +98,33 @@ async fn dispatch(
         (Some(name), Some(sub)) => {
             if let Some(handler) = &state.subresource_handler {
                 return handler
-                    .handle(rp.clone(), name.clone(), sub, method.clone(), uri.clone(), headers.clone(), body)
+                    .handle(
+                        rp.clone(),
+                        name.clone(),
+                        sub,
+                        method.clone(),
+                        uri.clone(),
+                        headers.clone(),
+                        body,
+                    )
                     .await;
             }
             Err(ApiError::new(
                 503,
                 "ServiceUnavailable",
-                format!("the {} subresource is not available on this server", sub.name()),
+                format!(
+                    "the {} subresource is not available on this server",
+                    sub.name()
+                ),
             ))
         }
     }
 }
 
 fn not_allowed(method: &Method) -> ApiError {
-    ApiError::method_not_allowed(format!("the server does not allow this method ({method}) on the requested resource"))
+    ApiError::method_not_allowed(format!(
+        "the server does not allow this method ({method}) on the requested resource"
+    ))
 }
 
 /// Which part of an object a write may change: the main resource ignores status, the status
@@ -299,7 +312,9 @@ impl Ctx<'_> {
         }
         let mut name = objects::name_of(&obj).to_string();
         if name.is_empty() {
-            let generate = objects::meta_str(&obj, "generateName").unwrap_or("").to_string();
+            let generate = objects::meta_str(&obj, "generateName")
+                .unwrap_or("")
+                .to_string();
             if generate.is_empty() {
                 return Err(ApiError::invalid(
                     info,
@@ -317,9 +332,10 @@ impl Ctx<'_> {
         }
         objects::stamp_new(info, &mut obj);
         if info.has_status()
-            && let Some(map) = obj.as_object_mut() {
-                map.remove("status");
-            }
+            && let Some(map) = obj.as_object_mut()
+        {
+            map.remove("status");
+        }
         wasmkube_api::defaults::apply_defaults(info, &mut obj);
         self.state.admission.on_create(info, &mut obj);
         let errors = wasmkube_api::validate_kinds::validate(info, &obj, None);
@@ -411,9 +427,8 @@ impl Ctx<'_> {
         }
         let patch: Value = match format {
             BodyFormat::Yaml => parse_body(BodyFormat::Yaml, &body)?,
-            _ => serde_json::from_slice(&body).map_err(|e| {
-                ApiError::bad_request(format!("error decoding patch: {e}"))
-            })?,
+            _ => serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
         };
         let expected = if let Some(rv) = patch
             .get("metadata")
@@ -447,8 +462,10 @@ impl Ctx<'_> {
                         let mut unknown = Vec::new();
                         objects::unknown_fields(&patched, &typed, "", &mut unknown);
                         if !unknown.is_empty() {
-                            let msgs: Vec<String> =
-                                unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+                            let msgs: Vec<String> = unknown
+                                .iter()
+                                .map(|f| format!("unknown field \"{f}\""))
+                                .collect();
                             return Err(ApiError::bad_request(format!(
                                 "strict decoding error: {}",
                                 msgs.join(", ")
@@ -479,9 +496,10 @@ impl Ctx<'_> {
         for _ in 0..UNCONDITIONAL_RETRIES {
             let kv = self.load(name).await?;
             if let Some(want) = expected
-                && want != kv.mod_revision {
-                    return Err(ApiError::conflict(info, name));
-                }
+                && want != kv.mod_revision
+            {
+                return Err(ApiError::conflict(info, name));
+            }
             let current = decode(&kv)?;
             let mut next = build(&current)?;
             merge_parts(info, part, &current, &mut next);
@@ -519,7 +537,9 @@ impl Ctx<'_> {
                     }
                     Err(StoreError::Conflict { .. }) if expected.is_none() => continue,
                     Err(StoreError::Conflict { .. }) => return Err(ApiError::conflict(info, name)),
-                    Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found(info, name)),
+                    Err(StoreError::NotFound { .. }) => {
+                        return Err(ApiError::not_found(info, name));
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -561,18 +581,24 @@ impl Ctx<'_> {
                     return Err(ApiError::conflict_message(
                         info,
                         name,
-                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                        &format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                        ),
                     ));
                 }
             }
             if let Some(rv) = &opts.precondition_rv
-                && *rv != kv.mod_revision.to_string() {
-                    return Err(ApiError::conflict_message(
-                        info,
-                        name,
-                        &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in meta: {}", kv.mod_revision),
-                    ));
-                }
+                && *rv != kv.mod_revision.to_string()
+            {
+                return Err(ApiError::conflict_message(
+                    info,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in meta: {}",
+                        kv.mod_revision
+                    ),
+                ));
+            }
             let mut next = current.clone();
             let mut fins = finalizers(&current);
             let extra = match opts.propagation.as_deref() {
@@ -582,11 +608,14 @@ impl Ctx<'_> {
             };
             if let Some(f) = extra
                 && objects::meta_str(&current, "deletionTimestamp").is_none()
-                    && !fins.iter().any(|x| x == f)
-                {
-                    fins.push(f.to_string());
-                }
-            let graceful = self.state.admission.grace_period(info, &current, opts.grace_period);
+                && !fins.iter().any(|x| x == f)
+            {
+                fins.push(f.to_string());
+            }
+            let graceful = self
+                .state
+                .admission
+                .grace_period(info, &current, opts.grace_period);
             let needs_wait = !fins.is_empty() || graceful.is_some();
             if !needs_wait {
                 if opts.dry_run {
@@ -599,7 +628,9 @@ impl Ctx<'_> {
                         return Ok((StatusCode::OK, deleted_response(info, &gone)));
                     }
                     Err(StoreError::Conflict { .. }) => continue,
-                    Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found(info, name)),
+                    Err(StoreError::NotFound { .. }) => {
+                        return Err(ApiError::not_found(info, name));
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -639,7 +670,12 @@ impl Ctx<'_> {
                 return Ok((StatusCode::OK, next));
             }
             let bytes = objects::encode(&next)?;
-            match self.state.store.update(&key, kv.mod_revision, bytes.into()).await {
+            match self
+                .state
+                .store
+                .update(&key, kv.mod_revision, bytes.into())
+                .await
+            {
                 Ok(kv) => {
                     objects::set_resource_version(&mut next, kv.mod_revision);
                     return Ok((StatusCode::OK, next));
@@ -703,7 +739,11 @@ impl Ctx<'_> {
     async fn write_scale(&self, name: &str, body: Bytes, method: &Method) -> ApiResult<Response> {
         let format = request::content_type(self.headers)?;
         let patch_or_scale = parse_body(
-            if *method == Method::PUT { format } else { BodyFormat::Json },
+            if *method == Method::PUT {
+                format
+            } else {
+                BodyFormat::Json
+            },
             &body,
         )?;
         let info = self.info();
@@ -734,7 +774,9 @@ impl Ctx<'_> {
                             name,
                             &[(
                                 "spec.replicas".into(),
-                                format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                                format!(
+                                    "Invalid value: {replicas}: must be greater than or equal to 0"
+                                ),
                             )],
                         ));
                     }
@@ -777,13 +819,14 @@ impl Ctx<'_> {
                     ));
                 }
                 if let Some(existing) = current.pointer("/spec/nodeName").and_then(Value::as_str)
-                    && !existing.is_empty() {
-                        return Err(ApiError::conflict_message(
-                            info,
-                            name,
-                            &format!("pod {name} is already assigned to node \"{existing}\""),
-                        ));
-                    }
+                    && !existing.is_empty()
+                {
+                    return Err(ApiError::conflict_message(
+                        info,
+                        name,
+                        &format!("pod {name} is already assigned to node \"{existing}\""),
+                    ));
+                }
                 let mut next = current.clone();
                 next["spec"]["nodeName"] = Value::String(node.clone());
                 Ok(next)
@@ -855,7 +898,10 @@ fn finalizers(obj: &Value) -> Vec<String> {
 
 /// What a DELETE answers: the object for kinds Kubernetes returns it for, else a Status.
 fn deleted_response(info: &ResourceInfo, obj: &Value) -> Value {
-    if matches!(info.kind, "Pod" | "Namespace" | "Service" | "Node" | "PersistentVolume" | "PersistentVolumeClaim") {
+    if matches!(
+        info.kind,
+        "Pod" | "Namespace" | "Service" | "Node" | "PersistentVolume" | "PersistentVolumeClaim"
+    ) {
         return obj.clone();
     }
     let mut details = json!({
@@ -903,31 +949,37 @@ impl DeleteOptions {
                     .map(str::to_string);
             }
             if let Some(d) = v.get("dryRun").and_then(Value::as_array)
-                && d.iter().any(|x| x.as_str() == Some("All")) {
-                    opts.dry_run = true;
-                }
+                && d.iter().any(|x| x.as_str() == Some("All"))
+            {
+                opts.dry_run = true;
+            }
             if let Some(o) = v.get("orphanDependents").and_then(Value::as_bool)
-                && opts.propagation.is_none() {
-                    opts.propagation = Some(if o { "Orphan" } else { "Background" }.into());
-                }
+                && opts.propagation.is_none()
+            {
+                opts.propagation = Some(if o { "Orphan" } else { "Background" }.into());
+            }
         }
         if let Some(p) = &opts.propagation
-            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
-                return Err(ApiError::invalid(
-                    deleteoptions_info(),
-                    "",
-                    &[(
-                        "propagationPolicy".into(),
-                        format!("Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
-                    )],
-                ));
-            }
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::invalid(
+                deleteoptions_info(),
+                "",
+                &[(
+                    "propagationPolicy".into(),
+                    format!(
+                        "Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                    ),
+                )],
+            ));
+        }
         if let Some(g) = opts.grace_period
-            && g < 0 {
-                return Err(ApiError::bad_request(format!(
-                    "gracePeriodSeconds: Invalid value: {g}: must be greater than or equal to 0"
-                )));
-            }
+            && g < 0
+        {
+            return Err(ApiError::bad_request(format!(
+                "gracePeriodSeconds: Invalid value: {g}: must be greater than or equal to 0"
+            )));
+        }
         Ok(opts)
     }
 }
@@ -954,7 +1006,10 @@ fn scale_of(obj: &Value) -> Value {
     let selector = obj
         .pointer("/spec/selector")
         .and_then(|s| {
-            serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>(s.clone()).ok()
+            serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>(
+                s.clone(),
+            )
+            .ok()
         })
         .and_then(|s| wasmkube_api::selector::LabelSelector::try_from(&s).ok())
         .map(|s| s.to_string())
@@ -1060,7 +1115,8 @@ pub fn respond_object(
     obj: Value,
 ) -> ApiResult<Response> {
     if accept == Accept::Table && obj.get("kind").and_then(Value::as_str) == Some(info.kind) {
-        let meta = json!({"resourceVersion": objects::meta_str(&obj, "resourceVersion").unwrap_or("")});
+        let meta =
+            json!({"resourceVersion": objects::meta_str(&obj, "resourceVersion").unwrap_or("")});
         let t = table::table_of(info, std::slice::from_ref(&obj), meta, None);
         return Ok(json_response(code, &t));
     }
@@ -1073,8 +1129,9 @@ pub fn json_response(code: StatusCode, v: &Value) -> Response {
 
 fn encode_response(accept: Accept, code: StatusCode, v: &Value) -> Response {
     if accept == Accept::Yaml
-        && let Ok(s) = serde_yaml_ng::to_string(v) {
-            return (code, [("content-type", "application/yaml")], s).into_response();
-        }
+        && let Ok(s) = serde_yaml_ng::to_string(v)
+    {
+        return (code, [("content-type", "application/yaml")], s).into_response();
+    }
     json_response(code, v)
 }

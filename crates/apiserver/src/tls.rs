@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -168,12 +168,12 @@ mod tests {
         let a = load_or_create(dir.path(), &names).expect("create");
         let b = load_or_create(dir.path(), &names).expect("reload");
         assert_eq!(a.ca_pem, b.ca_pem, "the CA survives a restart");
-        let served = std::fs::read_to_string(dir.path().join("serving-kube-apiserver.crt"))
-            .expect("cert");
+        let served =
+            std::fs::read_to_string(dir.path().join("serving-kube-apiserver.crt")).expect("cert");
         let more = vec!["localhost".to_string(), "127.0.0.2".to_string()];
         load_or_create(dir.path(), &more).expect("reissue");
-        let reissued = std::fs::read_to_string(dir.path().join("serving-kube-apiserver.crt"))
-            .expect("cert");
+        let reissued =
+            std::fs::read_to_string(dir.path().join("serving-kube-apiserver.crt")).expect("cert");
         assert_ne!(served, reissued, "new names get a new certificate");
     }
 }

@@ -42,7 +42,11 @@ pub async fn serve(
     if field_sel.is_everything() && only_name.is_none() {
         field_sel = FieldFilter::default();
     }
-    let ns = if info.namespaced { rp.namespace.clone() } else { None };
+    let ns = if info.namespaced {
+        rp.namespace.clone()
+    } else {
+        None
+    };
     let prefix = info.key_prefix(ns.as_deref());
     let exact_key = only_name.as_ref().map(|n| info.key(ns.as_deref(), n));
     let bookmarks = query.flag("allowWatchBookmarks");
@@ -60,7 +64,11 @@ pub async fn serve(
             return Err(ApiError::invalid(
                 info,
                 "",
-                &[("allowWatchBookmarks".into(), "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true".into())],
+                &[(
+                    "allowWatchBookmarks".into(),
+                    "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true"
+                        .into(),
+                )],
             ));
         }
     }
@@ -96,14 +104,19 @@ pub async fn serve(
     };
     let events = match state.store.watch(&prefix, start_rev).await {
         Ok(s) => Some(s),
-        Err(StoreError::Compacted { requested, compacted }) => {
+        Err(StoreError::Compacted {
+            requested,
+            compacted,
+        }) => {
             let err = ApiError::gone(format!(
                 "too old resource version: {requested} ({compacted})"
             ));
-            return Ok(stream_response(futures::stream::once(async move {
-                Ok::<Bytes, Infallible>(line("ERROR", err.to_status()))
-            })
-            .boxed()));
+            return Ok(stream_response(
+                futures::stream::once(async move {
+                    Ok::<Bytes, Infallible>(line("ERROR", err.to_status()))
+                })
+                .boxed(),
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -185,7 +198,9 @@ pub async fn serve(
     Ok(stream_response(stream.boxed()))
 }
 
-fn stream_response(stream: futures::stream::BoxStream<'static, Result<Bytes, Infallible>>) -> Response {
+fn stream_response(
+    stream: futures::stream::BoxStream<'static, Result<Bytes, Infallible>>,
+) -> Response {
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")

@@ -40,8 +40,7 @@ fn api_resource(info: &ResourceInfo) -> ApiResource {
 async fn empty(client: &kube::Client, ns: &str) -> Result<bool, Error> {
     let mut remaining = 0usize;
     for info in RESOURCES.iter().filter(|r| r.namespaced && !r.create_only) {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), ns, &api_resource(info));
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &api_resource(info));
         let err = |source| Error::Content {
             resource: info.resource,
             namespace: ns.to_string(),

@@ -41,7 +41,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         watch_fanout(&args).await?;
     }
     if !all && !matches!(args.which.as_str(), "api-writes" | "watch-fanout") {
-        anyhow::bail!("unknown benchmark {:?}: api-writes, watch-fanout or all", args.which);
+        anyhow::bail!(
+            "unknown benchmark {:?}: api-writes, watch-fanout or all",
+            args.which
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -87,7 +90,12 @@ async fn start_api() -> anyhow::Result<Api> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let router = wasmkube_apiserver::router(state, None, None);
-    tokio::spawn(wasmkube_apiserver::serve(listener, router, None, shutdown.clone()));
+    tokio::spawn(wasmkube_apiserver::serve(
+        listener,
+        router,
+        None,
+        shutdown.clone(),
+    ));
     Ok(Api {
         url,
         shutdown,
@@ -186,7 +194,10 @@ async fn watch_fanout(args: &BenchArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let url = format!("{}/api/v1/namespaces/default/configmaps", api.url);
     let list: serde_json::Value = http.get(&url).send().await?.json().await?;
-    let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
     let mut api_watchers = Vec::new();
     for _ in 0..watchers {
         let resp = http

@@ -17,7 +17,12 @@ use wasmkube_store::{RedbStore, Store};
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
     /// Directory for the store, certificates, tokens and kubeconfig.
-    #[arg(long, short = 'd', env = "WASMKUBE_DATA_DIR", default_value = "/var/lib/wasmkube")]
+    #[arg(
+        long,
+        short = 'd',
+        env = "WASMKUBE_DATA_DIR",
+        default_value = "/var/lib/wasmkube"
+    )]
     pub data_dir: PathBuf,
     /// Port of the API server.
     #[arg(long, default_value_t = 6443)]
@@ -100,10 +105,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     } else {
         local.ip().to_string()
     };
-    let server_url = format!("{scheme}://{}", SocketAddr::new(host.parse()?, local.port()));
+    let server_url = format!(
+        "{scheme}://{}",
+        SocketAddr::new(host.parse()?, local.port())
+    );
     let (tls, auth, kubeconfig) = if args.insecure {
-        eprintln!("WARNING: --insecure: serving the Kubernetes API over plain HTTP on {local} WITHOUT AUTHENTICATION.");
-        eprintln!("WARNING: anyone who can reach this address has full control of the cluster. Development use only.");
+        eprintln!(
+            "WARNING: --insecure: serving the Kubernetes API over plain HTTP on {local} WITHOUT AUTHENTICATION."
+        );
+        eprintln!(
+            "WARNING: anyone who can reach this address has full control of the cluster. Development use only."
+        );
         (None, None, kubeconfig_yaml(&server_url, None, None))
     } else {
         let mut names = vec![
@@ -144,10 +156,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     ));
     // The cluster's own components reach the API in-process, through the same router (without
     // the network or TLS, and with the authority of the server itself).
-    let internal = kube::Client::new(wasmkube_apiserver::router(state.clone(), None, None), "default");
+    let internal = kube::Client::new(
+        wasmkube_apiserver::router(state.clone(), None, None),
+        "default",
+    );
     let controllers = tokio::spawn(wasmkube_controllers::run_all(internal, shutdown.clone()));
     let router = wasmkube_apiserver::router(state.clone(), auth, None);
-    let server = tokio::spawn(wasmkube_apiserver::serve(listener, router, tls, shutdown.clone()));
+    let server = tokio::spawn(wasmkube_apiserver::serve(
+        listener,
+        router,
+        tls,
+        shutdown.clone(),
+    ));
     eprintln!(
         "wasmkube server ready at {server_url} in {} ms; kubeconfig: {}",
         started.elapsed().as_millis(),
@@ -255,7 +275,9 @@ async fn compact_loop(store: Arc<dyn Store>, keep: Duration, shutdown: Cancellat
             _ = shutdown.cancelled() => return,
         }
         let now = tokio::time::Instant::now();
-        let Ok(current) = store.current_revision().await else { continue };
+        let Ok(current) = store.current_revision().await else {
+            continue;
+        };
         marks.push_back((now, current));
         let mut target = None;
         while let Some((t, rev)) = marks.front().copied() {

@@ -11,7 +11,7 @@ use super::{GlobalArgs, Outcome, Session, meta_str, parse_type_args};
 #[derive(clap::Args, Debug)]
 pub struct LabelArgs {
     /// TYPE NAME... KEY=VAL... KEY-..., or TYPE/NAME... KEY=VAL...
-    #[arg(required = true, allow_hyphen_values = true)]
+    #[arg(required = true)]
     pub args: Vec<String>,
     /// Allow existing keys to be overwritten.
     #[arg(long)]
