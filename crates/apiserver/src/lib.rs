@@ -83,6 +83,16 @@ pub fn router(
         None => api,
     };
     app.layer(axum::middleware::from_fn_with_state(auth, auth::middleware))
+        // A bug must never take the connection (or the server) down with it: a panicking
+        // handler answers 500 with a Status, like every other failure.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::internal("an internal error occurred while handling the request").into_response()
 }
 
 async fn health() -> &'static str {
