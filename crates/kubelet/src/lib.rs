@@ -2,7 +2,11 @@
 //! to it through a [`runtime::Runtime`] — wasmtime for WebAssembly, containerd for Linux images.
 //!
 //! # Layout
+//! - [`env`]: container environments (env, envFrom, downward API, $(VAR) expansion).
+//! - [`node`]: Node registration, status and the Lease heartbeat.
 //! - [`runtime`]: the `Runtime` and `Container` traits every backend implements, and the
 //!   runtime-neutral description of a container to start.
 
+pub mod env;
+pub mod node;
 pub mod runtime;
