@@ -6,7 +6,9 @@
 //! - [`node`]: Node registration, status and the Lease heartbeat.
 //! - [`runtime`]: the `Runtime` and `Container` traits every backend implements, and the
 //!   runtime-neutral description of a container to start.
+//! - [`volumes`]: pod volumes as node directories, and container mounts.
 
 pub mod env;
 pub mod node;
 pub mod runtime;
+pub mod volumes;
