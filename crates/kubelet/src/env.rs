@@ -258,7 +258,11 @@ pub async fn resolve(
             match sources.config_map(&r.name).await? {
                 Some(cm) => {
                     for (k, v) in config_map_data(cm) {
-                        set(&mut vars, format!("{prefix}{k}"), String::from_utf8_lossy(&v).into_owned());
+                        set(
+                            &mut vars,
+                            format!("{prefix}{k}"),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        );
                     }
                 }
                 None if optional => {}
@@ -270,7 +274,11 @@ pub async fn resolve(
             match sources.secret(&r.name).await? {
                 Some(s) => {
                     for (k, v) in secret_data(s) {
-                        set(&mut vars, format!("{prefix}{k}"), String::from_utf8_lossy(&v).into_owned());
+                        set(
+                            &mut vars,
+                            format!("{prefix}{k}"),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        );
                     }
                 }
                 None if optional => {}
@@ -285,7 +293,11 @@ pub async fn resolve(
             if let Some(f) = &from.field_ref {
                 field_value(pod, &f.field_path)?
             } else if let Some(r) = &from.resource_field_ref {
-                resource_value(container, &r.resource, r.divisor.as_ref().map(|d| d.0.as_str()))
+                resource_value(
+                    container,
+                    &r.resource,
+                    r.divisor.as_ref().map(|d| d.0.as_str()),
+                )
             } else if let Some(k) = &from.config_map_key_ref {
                 let optional = k.optional.unwrap_or(false);
                 match sources.config_map(&k.name).await? {
@@ -365,7 +377,10 @@ mod tests {
         }))
         .expect("pod");
         assert_eq!(field_value(&pod, "metadata.name").expect("name"), "p");
-        assert_eq!(field_value(&pod, "metadata.labels['app']").expect("label"), "x");
+        assert_eq!(
+            field_value(&pod, "metadata.labels['app']").expect("label"),
+            "x"
+        );
         assert_eq!(field_value(&pod, "status.podIP").expect("ip"), "127.64.0.2");
         assert!(field_value(&pod, "spec.bogus").is_err());
     }

@@ -91,7 +91,9 @@ fn os_image() -> String {
 }
 
 fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn micro_now() -> String {
@@ -216,7 +218,11 @@ pub async fn register(client: &kube::Client, cfg: &NodeConfig) -> Result<Node, N
 }
 
 /// Renews (creating if needed) the node's Lease.
-pub async fn renew_lease(client: &kube::Client, cfg: &NodeConfig, uid: &str) -> Result<(), NodeError> {
+pub async fn renew_lease(
+    client: &kube::Client,
+    cfg: &NodeConfig,
+    uid: &str,
+) -> Result<(), NodeError> {
     let api: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let err = |source| NodeError::Lease {
         name: cfg.name.clone(),
@@ -229,9 +235,13 @@ pub async fn renew_lease(client: &kube::Client, cfg: &NodeConfig, uid: &str) -> 
     });
     match api.get_opt(&cfg.name).await.map_err(err)? {
         Some(_) => {
-            api.patch(&cfg.name, &PatchParams::default(), &Patch::Merge(&json!({"spec": spec})))
-                .await
-                .map_err(err)?;
+            api.patch(
+                &cfg.name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": spec})),
+            )
+            .await
+            .map_err(err)?;
         }
         None => {
             let lease: Lease = serde_json::from_value(json!({
@@ -253,7 +263,12 @@ pub async fn renew_lease(client: &kube::Client, cfg: &NodeConfig, uid: &str) -> 
 
 /// Keeps the Lease and the Node status fresh until `shutdown`. Errors are logged and retried
 /// on the next beat: a transient API failure must not stop the heartbeat.
-pub async fn heartbeat(client: kube::Client, cfg: NodeConfig, uid: String, shutdown: CancellationToken) {
+pub async fn heartbeat(
+    client: kube::Client,
+    cfg: NodeConfig,
+    uid: String,
+    shutdown: CancellationToken,
+) {
     let api: Api<Node> = Api::all(client.clone());
     let mut lease_tick = tokio::time::interval(cfg.lease_renew_interval);
     let mut status_tick = tokio::time::interval(cfg.status_update_interval);

@@ -159,7 +159,11 @@ pub trait Container: Send + Sync {
     fn stop(&self, grace: Duration) -> BoxFuture<'_, ExitStatus>;
 
     /// Runs a command inside the container (exec probes, `kubectl exec`), if the runtime can.
-    fn exec(&self, _command: Vec<String>, _timeout: Duration) -> BoxFuture<'_, Result<ExecOutput, RuntimeError>> {
+    fn exec(
+        &self,
+        _command: Vec<String>,
+        _timeout: Duration,
+    ) -> BoxFuture<'_, Result<ExecOutput, RuntimeError>> {
         Box::pin(async { Err(RuntimeError::Unsupported("exec")) })
     }
 
@@ -205,7 +209,10 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<PulledImage, RuntimeError>>;
 
     /// Prepares the pod-level sandbox (network namespace, ...) before its first container.
-    fn create_sandbox<'a>(&'a self, _pod: &'a PodSandbox) -> BoxFuture<'a, Result<(), RuntimeError>> {
+    fn create_sandbox<'a>(
+        &'a self,
+        _pod: &'a PodSandbox,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -217,7 +224,10 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Box<dyn Container>, RuntimeError>>;
 
     /// Releases the sandbox after the pod's last container has stopped.
-    fn remove_sandbox<'a>(&'a self, _pod: &'a PodSandbox) -> BoxFuture<'a, Result<(), RuntimeError>> {
+    fn remove_sandbox<'a>(
+        &'a self,
+        _pod: &'a PodSandbox,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -70,7 +70,8 @@ fn write_file(dir: &Path, rel: &str, data: &[u8], mode: Option<i32>) -> Result<(
     #[cfg(unix)]
     if let Some(mode) = mode {
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode as u32 & 0o777));
+        let _ =
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode as u32 & 0o777));
     }
     Ok(())
 }
@@ -225,7 +226,12 @@ pub async fn prepare(
                     Some(f) => env::field_value(pod, &f.field_path).map_err(src_err)?,
                     None => String::new(),
                 };
-                write_file(&dir, &item.path, value.as_bytes(), item.mode.or(dapi.default_mode))?;
+                write_file(
+                    &dir,
+                    &item.path,
+                    value.as_bytes(),
+                    item.mode.or(dapi.default_mode),
+                )?;
             }
             (dir, true)
         } else {
@@ -290,9 +296,12 @@ mod tests {
     #[test]
     fn items_select_keys() {
         let dir = tempfile::tempdir().expect("tmp");
-        let data: BTreeMap<String, Vec<u8>> = [("a".to_string(), b"1".to_vec()), ("b".to_string(), b"2".to_vec())]
-            .into_iter()
-            .collect();
+        let data: BTreeMap<String, Vec<u8>> = [
+            ("a".to_string(), b"1".to_vec()),
+            ("b".to_string(), b"2".to_vec()),
+        ]
+        .into_iter()
+        .collect();
         let items = vec![KeyToPath {
             key: "b".into(),
             path: "sub/bee".into(),
@@ -300,7 +309,10 @@ mod tests {
         }];
         write_keys("v", dir.path(), &data, Some(&items), None, false).expect("write");
         assert!(!dir.path().join("a").exists());
-        assert_eq!(std::fs::read(dir.path().join("sub/bee")).expect("read"), b"2");
+        assert_eq!(
+            std::fs::read(dir.path().join("sub/bee")).expect("read"),
+            b"2"
+        );
         let missing = vec![KeyToPath {
             key: "zzz".into(),
             path: "z".into(),
