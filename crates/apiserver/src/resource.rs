@@ -564,7 +564,7 @@ impl Ctx<'_> {
     }
 
     async fn delete(&self, name: &str, body: Bytes) -> ApiResult<Response> {
-        let opts = DeleteOptions::parse(self.query, &body)?;
+        let opts = DeleteOptions::parse(self.query, self.headers, &body)?;
         let (code, obj) = self.delete_one(name, &opts).await?;
         self.respond(code, obj)
     }
@@ -690,7 +690,7 @@ impl Ctx<'_> {
 
     async fn delete_collection(&self, body: Bytes) -> ApiResult<Response> {
         let info = self.info();
-        let opts = DeleteOptions::parse(self.query, &body)?;
+        let opts = DeleteOptions::parse(self.query, self.headers, &body)?;
         let label_sel = parse_label_selector(self.query)?;
         let field_sel = fields::FieldFilter::parse(info, self.query.get("fieldSelector"))?;
         let page = self
@@ -925,7 +925,7 @@ struct DeleteOptions {
 }
 
 impl DeleteOptions {
-    fn parse(query: &Query, body: &Bytes) -> ApiResult<Self> {
+    fn parse(query: &Query, headers: &HeaderMap, body: &Bytes) -> ApiResult<Self> {
         let mut opts = DeleteOptions {
             grace_period: query.int("gracePeriodSeconds")?,
             propagation: query.get("propagationPolicy").map(str::to_string),
@@ -933,8 +933,15 @@ impl DeleteOptions {
             ..Default::default()
         };
         if !body.is_empty() {
-            let v: Value = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+            let v: Value = if request::content_type(headers)? == BodyFormat::Protobuf {
+                wasmkube_api::protobuf::decode_object(body).map_err(|e| {
+                    ApiError::bad_request(format!("error decoding DeleteOptions: {e}"))
+                })?
+            } else {
+                serde_json::from_slice(body).map_err(|e| {
+                    ApiError::bad_request(format!("error decoding DeleteOptions: {e}"))
+                })?
+            };
             if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
                 opts.grace_period = Some(g);
             }
@@ -1037,6 +1044,8 @@ pub fn parse_body(format: BodyFormat, body: &Bytes) -> ApiResult<Value> {
         return Err(ApiError::bad_request("the request body is empty"));
     }
     let v: Value = match format {
+        BodyFormat::Protobuf => wasmkube_api::protobuf::decode_object(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding protobuf: {e}")))?,
         BodyFormat::Yaml | BodyFormat::ApplyPatch => serde_yaml_ng::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
         _ => serde_json::from_slice(body)
