@@ -560,3 +560,37 @@ async fn namespace_deletion_waits_for_its_finalizer() {
     assert_eq!(r.code, 200, "{}", r.text);
     assert_eq!(api.get("/api/v1/namespaces/t").await.code, 404);
 }
+
+#[tokio::test]
+async fn protobuf_bodies_from_kubectl_create() {
+    // Bodies captured from `kubectl create deployment|configmap` (client-go sends protobuf).
+    let api = Api::new().await;
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../api/tests/fixtures/protobuf/");
+    for (file, path) in [
+        ("configmap.pb", "/api/v1/namespaces/default/configmaps"),
+        ("deployment.pb", "/apis/apps/v1/namespaces/default/deployments"),
+        ("namespace.pb", "/api/v1/namespaces"),
+    ] {
+        let body = std::fs::read(format!("{fixtures}{file}")).expect("fixture");
+        let req = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/vnd.kubernetes.protobuf")
+            .header("accept", "application/vnd.kubernetes.protobuf, */*")
+            .body(axum::body::Body::from(body))
+            .expect("req");
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let resp = api.router.clone().oneshot(req).await.expect("resp");
+        let code = resp.status().as_u16();
+        let text = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(code, 201, "{file}: {}", String::from_utf8_lossy(&text));
+        let obj: serde_json::Value = serde_json::from_slice(&text).expect("json answer");
+        assert!(obj["metadata"]["uid"].is_string(), "{file}");
+    }
+    let garbage = api
+        .raw(Method::POST, CMS, "application/vnd.kubernetes.protobuf", "k8s\0\u{1}\u{2}", Some(TOKEN))
+        .await;
+    assert_status(&garbage, 400, "BadRequest");
+}
