@@ -1,6 +1,7 @@
 //! End-to-end tests: real `wasmkube` processes on loopback ports, driven by the real kubectl,
 //! the official Python client and plain HTTP. One test binary (wasmtime's `tests/all` layout).
 
+mod cli;
 mod durability;
 mod harness;
 mod kubectl;
