@@ -84,7 +84,9 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
             .await
         {
             Ok(_) => tracing::info!(node = %name, %cidr, "allocated pod range"),
-            Err(e) => tracing::debug!(node = %name, error = %e, "pod range allocation raced; retrying on the next event"),
+            Err(e) => {
+                tracing::debug!(node = %name, error = %e, "pod range allocation raced; retrying on the next event")
+            }
         }
     }
 }

@@ -565,10 +565,16 @@ async fn namespace_deletion_waits_for_its_finalizer() {
 async fn protobuf_bodies_from_kubectl_create() {
     // Bodies captured from `kubectl create deployment|configmap` (client-go sends protobuf).
     let api = Api::new().await;
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../api/tests/fixtures/protobuf/");
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../api/tests/fixtures/protobuf/"
+    );
     for (file, path) in [
         ("configmap.pb", "/api/v1/namespaces/default/configmaps"),
-        ("deployment.pb", "/apis/apps/v1/namespaces/default/deployments"),
+        (
+            "deployment.pb",
+            "/apis/apps/v1/namespaces/default/deployments",
+        ),
         ("namespace.pb", "/api/v1/namespaces"),
     ] {
         let body = std::fs::read(format!("{fixtures}{file}")).expect("fixture");
@@ -590,7 +596,13 @@ async fn protobuf_bodies_from_kubectl_create() {
         assert!(obj["metadata"]["uid"].is_string(), "{file}");
     }
     let garbage = api
-        .raw(Method::POST, CMS, "application/vnd.kubernetes.protobuf", "k8s\0\u{1}\u{2}", Some(TOKEN))
+        .raw(
+            Method::POST,
+            CMS,
+            "application/vnd.kubernetes.protobuf",
+            "k8s\0\u{1}\u{2}",
+            Some(TOKEN),
+        )
         .await;
     assert_status(&garbage, 400, "BadRequest");
 }

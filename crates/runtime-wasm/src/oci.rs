@@ -1,0 +1,795 @@
+//! Wasm images in OCI registries: references, the manifest rules of the CNCF Wasm OCI artifact
+//! format, and a small registry v2 client.
+//!
+//! A Wasm artifact is an image manifest whose config has media type
+//! [`WASM_CONFIG_MEDIA_TYPE`] and whose single layer is the module or component, with one of
+//! [`WASM_LAYER_MEDIA_TYPES`]. A manifest whose config is something else but which carries
+//! exactly such a layer is accepted too (older tools wrote other config types).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Deserialize;
+use wasmkube_kubelet::runtime::RegistryAuth;
+
+use crate::images::{Digest, WASM_MAGIC};
+
+/// The config media type of a CNCF Wasm OCI artifact.
+pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
+
+/// Layer media types that hold a Wasm module or component: the CNCF artifact's
+/// `application/wasm`, the containerd shim's, and wasm-to-oci's older one.
+pub const WASM_LAYER_MEDIA_TYPES: [&str; 3] = [
+    "application/wasm",
+    "application/vnd.wasm.content.layer.v1+wasm",
+    "application/vnd.module.wasm.content.layer.v1+wasm",
+];
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Errors of references, manifests and registry round trips.
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("invalid image reference {0:?}")]
+    InvalidReference(String),
+    #[error("manifest is not valid json")]
+    ManifestJson(#[source] serde_json::Error),
+    #[error("manifest media type {0:?} is not supported")]
+    UnsupportedManifest(String),
+    #[error("the image is not a wasm artifact: {0}")]
+    NotWasm(String),
+    #[error("image index has no manifest")]
+    EmptyIndex,
+    #[error("registry request to {url} failed")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("registry answered {status} for {url}")]
+    Status { url: String, status: u16 },
+    #[error("registry {registry} requires credentials")]
+    Unauthorized { registry: String },
+    #[error("registry token response is invalid")]
+    Token(#[source] serde_json::Error),
+    #[error("blob {digest} is larger than the limit of {limit} bytes")]
+    TooLarge { digest: String, limit: u64 },
+    #[error("blob digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("building the http client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// A parsed image reference: `[registry/]repository[:tag][@digest]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// `host[:port]` as written, `docker.io` when none was.
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    /// Whether the reference named its registry explicitly.
+    pub explicit_registry: bool,
+}
+
+impl Reference {
+    /// Parses like Docker does: the first path component is a registry if it contains `.`
+    /// or `:` or is `localhost`; Docker Hub's official images live under `library/`.
+    pub fn parse(s: &str) -> Result<Reference, OciError> {
+        let bad = || OciError::InvalidReference(s.to_string());
+        let s = s.trim();
+        if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (rest, digest) = match s.split_once('@') {
+            Some((r, d)) => {
+                if !d.contains(':') {
+                    return Err(bad());
+                }
+                (r, Some(d.to_string()))
+            }
+            None => (s, None),
+        };
+        let (registry, path, explicit) = match rest.split_once('/') {
+            Some((first, path))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_string(), path, true)
+            }
+            _ => ("docker.io".to_string(), rest, false),
+        };
+        let (repository, tag) = match path.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), Some(tag.to_string())),
+            _ => (path.to_string(), None),
+        };
+        if repository.is_empty()
+            || tag.as_deref() == Some("")
+            || repository.split('/').any(str::is_empty)
+        {
+            return Err(bad());
+        }
+        let repository = if registry == "docker.io" && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        let tag = if tag.is_none() && digest.is_none() {
+            Some("latest".to_string())
+        } else {
+            tag
+        };
+        Ok(Reference {
+            registry,
+            repository,
+            tag,
+            digest,
+            explicit_registry: explicit,
+        })
+    }
+
+    /// The manifest reference to ask for: the digest if given, else the tag.
+    pub fn manifest_ref(&self) -> &str {
+        self.digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .unwrap_or("latest")
+    }
+
+    /// The host the v2 API is served on.
+    pub fn api_host(&self) -> &str {
+        if self.registry == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            &self.registry
+        }
+    }
+
+    /// `registry/repository` (what `imageID` is built from).
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+}
+
+/// An OCI content descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    #[serde(default)]
+    pub media_type: String,
+    pub digest: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub platform: Option<Platform>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Platform {
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
+}
+
+/// An image manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageManifest {
+    #[serde(default)]
+    pub media_type: Option<String>,
+    pub config: Descriptor,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawManifest {
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+/// What a manifest GET returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manifest {
+    Image(ImageManifest),
+    /// An image index / manifest list: per-platform manifests.
+    Index(Vec<Descriptor>),
+}
+
+/// Parses a manifest body, using the `Content-Type` when the body has no `mediaType`.
+pub fn parse_manifest(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, OciError> {
+    let raw: RawManifest = serde_json::from_slice(body).map_err(OciError::ManifestJson)?;
+    let content_type = content_type.map(|c| c.split(';').next().unwrap_or(c).trim().to_string());
+    let media_type = raw.media_type.clone().or(content_type).unwrap_or_default();
+    match media_type.as_str() {
+        OCI_INDEX | DOCKER_LIST => Ok(Manifest::Index(raw.manifests)),
+        OCI_MANIFEST | DOCKER_MANIFEST | "" => match raw.config {
+            Some(config) => Ok(Manifest::Image(ImageManifest {
+                media_type: raw.media_type,
+                config,
+                layers: raw.layers,
+            })),
+            // No media type anywhere and no config: an index written without mediaType.
+            None if !raw.manifests.is_empty() => Ok(Manifest::Index(raw.manifests)),
+            None => Err(OciError::UnsupportedManifest(media_type)),
+        },
+        other => Err(OciError::UnsupportedManifest(other.to_string())),
+    }
+}
+
+/// Picks the entry of an index to follow: a Wasm platform if one is listed, else the first.
+pub fn pick_from_index(entries: &[Descriptor]) -> Result<&Descriptor, OciError> {
+    let is_wasm = |d: &&Descriptor| {
+        d.platform.as_ref().is_some_and(|p| {
+            matches!(p.os.as_str(), "wasi" | "wasip1" | "wasip2")
+                || matches!(p.architecture.as_str(), "wasm" | "wasm32")
+        })
+    };
+    entries
+        .iter()
+        .find(is_wasm)
+        .or_else(|| entries.first())
+        .ok_or(OciError::EmptyIndex)
+}
+
+/// The layer holding the Wasm binary, if the manifest is a Wasm artifact.
+pub fn wasm_layer(manifest: &ImageManifest) -> Result<&Descriptor, OciError> {
+    let wasm_layers: Vec<&Descriptor> = manifest
+        .layers
+        .iter()
+        .filter(|l| WASM_LAYER_MEDIA_TYPES.contains(&l.media_type.as_str()))
+        .collect();
+    match wasm_layers.as_slice() {
+        [one] => Ok(one),
+        [] if manifest.config.media_type == WASM_CONFIG_MEDIA_TYPE
+            && manifest.layers.len() == 1 =>
+        {
+            // The config says Wasm; trust it for a lone layer of an unusual media type (the
+            // magic bytes are checked after the download anyway).
+            Ok(&manifest.layers[0])
+        }
+        [] => Err(OciError::NotWasm(format!(
+            "config {:?} with layers {:?}",
+            manifest.config.media_type,
+            manifest
+                .layers
+                .iter()
+                .map(|l| l.media_type.as_str())
+                .collect::<Vec<_>>()
+        ))),
+        many => Err(OciError::NotWasm(format!(
+            "{} wasm layers, expected one",
+            many.len()
+        ))),
+    }
+}
+
+/// A pulled module.
+#[derive(Debug)]
+pub(crate) struct PulledBlob {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) digest: Digest,
+}
+
+/// A registry v2 client: manifests and blobs, with bearer-token and basic auth.
+pub(crate) struct RegistryClient {
+    http: reqwest::Client,
+    insecure: Vec<String>,
+    /// Bearer tokens by (registry, repository), reused until the registry rejects one.
+    tokens: Mutex<HashMap<(String, String), String>>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+}
+
+enum Challenge {
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
+    Basic,
+}
+
+fn parse_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Some(Challenge::Basic);
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut map = HashMap::new();
+    // key="value" pairs separated by commas; values may contain commas (scopes), so scan.
+    let mut rest = params.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let after = after.trim_start();
+        let (value, next) = if let Some(stripped) = after.strip_prefix('"') {
+            let end = stripped.find('"')?;
+            (&stripped[..end], &stripped[end + 1..])
+        } else {
+            match after.find(',') {
+                Some(i) => (&after[..i], &after[i..]),
+                None => (after, ""),
+            }
+        };
+        map.insert(key.trim().to_ascii_lowercase(), value.to_string());
+        rest = next.trim_start().trim_start_matches(',').trim_start();
+    }
+    Some(Challenge::Bearer {
+        realm: map.remove("realm")?,
+        service: map.remove("service"),
+        scope: map.remove("scope"),
+    })
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let h = host
+        .rsplit_once(':')
+        .map(|(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
+        .unwrap_or(host);
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost"
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The credentials in `auth` for `registry`, matching on host with any scheme or path stripped.
+pub(crate) fn credentials_for<'a>(
+    auth: &'a [RegistryAuth],
+    registry: &str,
+) -> Option<&'a RegistryAuth> {
+    let norm = |s: &str| {
+        let s = s
+            .trim()
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        let s = s.split('/').next().unwrap_or(s).to_ascii_lowercase();
+        match s.as_str() {
+            "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+                "docker.io".to_string()
+            }
+            _ => s,
+        }
+    };
+    let want = norm(registry);
+    auth.iter().find(|a| norm(&a.registry) == want)
+}
+
+impl RegistryClient {
+    pub(crate) fn new(
+        timeout: Duration,
+        insecure: Vec<String>,
+    ) -> Result<RegistryClient, OciError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("wasmkube/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(OciError::Client)?;
+        Ok(RegistryClient {
+            http,
+            insecure,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn base(&self, r: &Reference) -> String {
+        let host = r.api_host();
+        let scheme = if is_loopback_host(host)
+            || self.insecure.iter().any(|h| h == host || h == &r.registry)
+        {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{host}/v2/{}", r.repository)
+    }
+
+    /// GETs `url`, answering an auth challenge once.
+    async fn get(
+        &self,
+        r: &Reference,
+        url: &str,
+        accept: Option<&str>,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<reqwest::Response, OciError> {
+        let key = (r.registry.clone(), r.repository.clone());
+        let cached = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let send = |bearer: Option<&str>, basic: bool| {
+            let mut req = self.http.get(url);
+            if let Some(a) = accept {
+                req = req.header(reqwest::header::ACCEPT, a);
+            }
+            if let Some(t) = bearer {
+                req = req.bearer_auth(t);
+            } else if basic && let Some(a) = auth {
+                req = req.basic_auth(&a.username, Some(&a.password));
+            }
+            req.send()
+        };
+        let http_err = |source| OciError::Http {
+            url: url.to_string(),
+            source,
+        };
+        let resp = send(cached.as_deref(), false).await.map_err(http_err)?;
+        if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return check_status(resp, url);
+        }
+        let challenge = resp
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge);
+        let resp = match challenge {
+            Some(Challenge::Basic) => {
+                if auth.is_none() {
+                    return Err(OciError::Unauthorized {
+                        registry: r.registry.clone(),
+                    });
+                }
+                send(None, true).await.map_err(http_err)?
+            }
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            }) => {
+                let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", r.repository));
+                let mut req = self.http.get(&realm).query(&[("scope", scope.as_str())]);
+                if let Some(s) = &service {
+                    req = req.query(&[("service", s.as_str())]);
+                }
+                if let Some(a) = auth {
+                    req = req.basic_auth(&a.username, Some(&a.password));
+                }
+                let token_resp = req.send().await.map_err(|source| OciError::Http {
+                    url: realm.clone(),
+                    source,
+                })?;
+                let token_resp = check_status(token_resp, &realm).map_err(|e| match e {
+                    OciError::Status {
+                        status: 401 | 403, ..
+                    } => OciError::Unauthorized {
+                        registry: r.registry.clone(),
+                    },
+                    e => e,
+                })?;
+                let body = token_resp.bytes().await.map_err(|source| OciError::Http {
+                    url: realm.clone(),
+                    source,
+                })?;
+                let parsed: TokenResponse =
+                    serde_json::from_slice(&body).map_err(OciError::Token)?;
+                let token = parsed.token.or(parsed.access_token).unwrap_or_default();
+                self.tokens
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, token.clone());
+                send(Some(&token), false).await.map_err(http_err)?
+            }
+            None => {
+                return Err(OciError::Unauthorized {
+                    registry: r.registry.clone(),
+                });
+            }
+        };
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+            || resp.status() == reqwest::StatusCode::FORBIDDEN
+        {
+            return Err(OciError::Unauthorized {
+                registry: r.registry.clone(),
+            });
+        }
+        check_status(resp, url)
+    }
+
+    /// Resolves `r` to an image manifest, following one level of index.
+    pub(crate) async fn manifest(
+        &self,
+        r: &Reference,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<ImageManifest, OciError> {
+        let accept = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST].join(", ");
+        let mut reference = r.manifest_ref().to_string();
+        for _ in 0..2 {
+            let url = format!("{}/manifests/{}", self.base(r), reference);
+            let resp = self.get(r, &url, Some(&accept), auth).await?;
+            let content_type = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = read_limited(resp, &url, 4 << 20).await?;
+            match parse_manifest(content_type.as_deref(), &body)? {
+                Manifest::Image(m) => return Ok(m),
+                Manifest::Index(entries) => reference = pick_from_index(&entries)?.digest.clone(),
+            }
+        }
+        Err(OciError::UnsupportedManifest("nested image index".into()))
+    }
+
+    /// Downloads the Wasm layer of `r`, checking its digest, size and magic bytes.
+    pub(crate) async fn pull(
+        &self,
+        r: &Reference,
+        auth: Option<&RegistryAuth>,
+        max_bytes: u64,
+    ) -> Result<PulledBlob, OciError> {
+        let manifest = self.manifest(r, auth).await?;
+        let layer = wasm_layer(&manifest)?.clone();
+        if layer.size > max_bytes {
+            return Err(OciError::TooLarge {
+                digest: layer.digest,
+                limit: max_bytes,
+            });
+        }
+        let url = format!("{}/blobs/{}", self.base(r), layer.digest);
+        let resp = self.get(r, &url, None, auth).await?;
+        let bytes = read_limited(resp, &url, max_bytes).await?;
+        let digest = Digest::of(&bytes);
+        if layer.digest.starts_with("sha256:") && digest.as_str() != layer.digest {
+            return Err(OciError::DigestMismatch {
+                expected: layer.digest,
+                actual: digest.to_string(),
+            });
+        }
+        if !bytes.starts_with(WASM_MAGIC) {
+            return Err(OciError::NotWasm(format!(
+                "layer {} does not start with \\0asm",
+                layer.digest
+            )));
+        }
+        Ok(PulledBlob { bytes, digest })
+    }
+
+    /// Whether `r` names a Wasm artifact: one manifest round trip, no blob download.
+    pub(crate) async fn is_wasm(
+        &self,
+        r: &Reference,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<bool, OciError> {
+        let manifest = self.manifest(r, auth).await?;
+        Ok(wasm_layer(&manifest).is_ok())
+    }
+}
+
+fn check_status(resp: reqwest::Response, url: &str) -> Result<reqwest::Response, OciError> {
+    if resp.status().is_success() {
+        Ok(resp)
+    } else {
+        Err(OciError::Status {
+            url: url.to_string(),
+            status: resp.status().as_u16(),
+        })
+    }
+}
+
+/// Reads a body, refusing more than `limit` bytes (a hostile registry can't fill memory).
+async fn read_limited(
+    mut resp: reqwest::Response,
+    url: &str,
+    limit: u64,
+) -> Result<Vec<u8>, OciError> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(OciError::TooLarge {
+            digest: url.to_string(),
+            limit,
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|source| OciError::Http {
+        url: url.to_string(),
+        source,
+    })? {
+        if out.len() as u64 + chunk.len() as u64 > limit {
+            return Err(OciError::TooLarge {
+                digest: url.to_string(),
+                limit,
+            });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        let r = Reference::parse("hello").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("docker.io", "library/hello", Some("latest"))
+        );
+        assert!(!r.explicit_registry);
+        let r = Reference::parse("127.0.0.1:5000/wasm/hello:v1").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000", "wasm/hello", Some("v1"))
+        );
+        assert!(r.explicit_registry);
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = Reference::parse(&format!("localhost/x@{d}")).unwrap();
+        assert_eq!(r.tag, None);
+        assert_eq!(r.manifest_ref(), d);
+        let r = Reference::parse("ghcr.io/o/r:t@sha256:abc").unwrap();
+        assert_eq!(r.manifest_ref(), "sha256:abc");
+        assert_eq!(
+            Reference::parse("docker.io/user/img").unwrap().api_host(),
+            "registry-1.docker.io"
+        );
+        assert!(Reference::parse("").is_err());
+        assert!(Reference::parse("a//b").is_err());
+        assert!(Reference::parse("a:").is_err());
+        assert!(Reference::parse("x@nodigest").is_err());
+    }
+
+    fn manifest(config: &str, layers: &[&str]) -> String {
+        let layers: Vec<String> = layers
+            .iter()
+            .map(|m| {
+                format!(
+                    r#"{{"mediaType":"{m}","digest":"sha256:{}","size":10}}"#,
+                    "b".repeat(64)
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{config}","digest":"sha256:{}","size":2}},"layers":[{}]}}"#,
+            "c".repeat(64),
+            layers.join(",")
+        )
+    }
+
+    #[test]
+    fn wasm_artifacts_are_recognized() {
+        for layer in WASM_LAYER_MEDIA_TYPES {
+            let m = parse_manifest(None, manifest(WASM_CONFIG_MEDIA_TYPE, &[layer]).as_bytes())
+                .unwrap();
+            let Manifest::Image(m) = m else {
+                panic!("not an image manifest")
+            };
+            assert_eq!(wasm_layer(&m).unwrap().media_type, layer);
+        }
+        // wasm-to-oci wrote other config types; the layer decides.
+        let m = parse_manifest(
+            None,
+            manifest(
+                "application/vnd.wasm.config.v1+json",
+                &["application/vnd.module.wasm.content.layer.v1+wasm"],
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let Manifest::Image(m) = m else {
+            panic!("not an image manifest")
+        };
+        assert!(wasm_layer(&m).is_ok());
+        // Wasm config with one layer of an odd type is trusted.
+        let Manifest::Image(m) = parse_manifest(
+            None,
+            manifest(WASM_CONFIG_MEDIA_TYPE, &["application/octet-stream"]).as_bytes(),
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert!(wasm_layer(&m).is_ok());
+    }
+
+    #[test]
+    fn linux_images_are_not_wasm() {
+        let body = manifest(
+            "application/vnd.oci.image.config.v1+json",
+            &["application/vnd.oci.image.layer.v1.tar+gzip"],
+        );
+        let Manifest::Image(m) = parse_manifest(Some(OCI_MANIFEST), body.as_bytes()).unwrap()
+        else {
+            panic!()
+        };
+        assert!(matches!(wasm_layer(&m), Err(OciError::NotWasm(_))));
+        let body = manifest(
+            WASM_CONFIG_MEDIA_TYPE,
+            &["application/wasm", "application/wasm"],
+        );
+        let Manifest::Image(m) = parse_manifest(None, body.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert!(matches!(wasm_layer(&m), Err(OciError::NotWasm(_))));
+    }
+
+    #[test]
+    fn indexes_pick_wasm_platform() {
+        let body = format!(
+            r#"{{"schemaVersion":2,"manifests":[
+              {{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{a}","size":1,"platform":{{"architecture":"amd64","os":"linux"}}}},
+              {{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{b}","size":1,"platform":{{"architecture":"wasm","os":"wasip1"}}}}]}}"#,
+            a = "1".repeat(64),
+            b = "2".repeat(64)
+        );
+        let Manifest::Index(entries) = parse_manifest(Some(OCI_INDEX), body.as_bytes()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            pick_from_index(&entries).unwrap().digest,
+            format!("sha256:{}", "2".repeat(64))
+        );
+        assert!(matches!(
+            parse_manifest(Some("text/html"), b"{}"),
+            Err(OciError::UnsupportedManifest(_))
+        ));
+        assert!(matches!(
+            parse_manifest(None, b"not json"),
+            Err(OciError::ManifestJson(_))
+        ));
+    }
+
+    #[test]
+    fn challenges_parse() {
+        let Some(Challenge::Bearer {
+            realm,
+            service,
+            scope,
+        }) = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        )
+        else {
+            panic!("not bearer")
+        };
+        assert_eq!(realm, "https://auth.example/token");
+        assert_eq!(service.as_deref(), Some("registry.example"));
+        assert_eq!(scope.as_deref(), Some("repository:a/b:pull,push"));
+        assert!(matches!(
+            parse_challenge(r#"Basic realm="x""#),
+            Some(Challenge::Basic)
+        ));
+        assert!(parse_challenge("Negotiate").is_none());
+    }
+
+    #[test]
+    fn hosts_and_credentials() {
+        assert!(is_loopback_host("127.0.0.1:5000"));
+        assert!(is_loopback_host("localhost"));
+        assert!(is_loopback_host("[::1]:5000"));
+        assert!(!is_loopback_host("ghcr.io"));
+        let auth = vec![RegistryAuth {
+            registry: "https://index.docker.io/v1/".into(),
+            username: "u".into(),
+            password: "p".into(),
+        }];
+        assert!(credentials_for(&auth, "docker.io").is_some());
+        assert!(credentials_for(&auth, "ghcr.io").is_none());
+    }
+}
