@@ -217,16 +217,16 @@ pub fn expand(input: &str, vars: &BTreeMap<String, String>) -> String {
                 i += 2;
                 continue;
             }
-            if bytes[i + 1] == b'(' {
-                if let Some(end) = input[i + 2..].find(')') {
-                    let name = &input[i + 2..i + 2 + end];
-                    match vars.get(name) {
-                        Some(v) => out.push_str(v),
-                        None => out.push_str(&input[i..i + 3 + end]),
-                    }
-                    i += 3 + end;
-                    continue;
+            if bytes[i + 1] == b'('
+                && let Some(end) = input[i + 2..].find(')')
+            {
+                let name = &input[i + 2..i + 2 + end];
+                match vars.get(name) {
+                    Some(v) => out.push_str(v),
+                    None => out.push_str(&input[i..i + 3 + end]),
                 }
+                i += 3 + end;
+                continue;
             }
         }
         let ch = input[i..].chars().next().unwrap_or('\u{fffd}');

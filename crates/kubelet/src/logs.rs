@@ -81,14 +81,14 @@ pub fn select(content: &str, opts: &LogOptions) -> String {
         .map(|n| lines.len().saturating_sub(n))
         .unwrap_or(0);
     let mut out: String = lines[start..].concat();
-    if let Some(limit) = opts.limit_bytes {
-        if out.len() > limit {
-            let mut cut = limit;
-            while !out.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            out.truncate(cut);
+    if let Some(limit) = opts.limit_bytes
+        && out.len() > limit
+    {
+        let mut cut = limit;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
         }
+        out.truncate(cut);
     }
     out
 }

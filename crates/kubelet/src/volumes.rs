@@ -157,16 +157,15 @@ pub async fn prepare(
                         expected: "directory",
                     });
                 }
-                "File" | "FileOrCreate" | "Socket" | "CharDevice" | "BlockDevice" => {
+                "File" | "FileOrCreate" | "Socket" | "CharDevice" | "BlockDevice"
                     // Wasm guests see directories only; single files are mounted through
                     // their parent by the runtime.
-                    if ty == "FileOrCreate" && !p.exists() {
+                    if ty == "FileOrCreate" && !p.exists() => {
                         if let Some(parent) = p.parent() {
                             std::fs::create_dir_all(parent).map_err(io(parent))?;
                         }
                         std::fs::write(&p, b"").map_err(io(&p))?;
                     }
-                }
                 _ => {}
             }
             (p, false)

@@ -131,10 +131,10 @@ async fn api_writes(args: &BenchArgs) -> anyhow::Result<()> {
                     let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
                         "metadata": {"name": format!("b-{c}-{i}")}, "data": {"k": "v"}});
                     i += 1;
-                    if let Ok(r) = http.post(&url).json(&body).send().await {
-                        if r.status().as_u16() == 201 {
-                            ok += 1;
-                        }
+                    if let Ok(r) = http.post(&url).json(&body).send().await
+                        && r.status().as_u16() == 201
+                    {
+                        ok += 1;
                     }
                 }
                 ok

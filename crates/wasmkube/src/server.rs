@@ -58,10 +58,10 @@ impl ServerArgs {
                 self.bind_address
             );
         }
-        if let Some(t) = &self.token {
-            if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                bail!("--token must be at least 16 characters with no whitespace");
-            }
+        if let Some(t) = &self.token
+            && (t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            bail!("--token must be at least 16 characters with no whitespace");
         }
         Ok(())
     }
@@ -220,11 +220,11 @@ fn admin_token(dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
 }
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
@@ -288,12 +288,11 @@ async fn compact_loop(store: Arc<dyn Store>, keep: Duration, shutdown: Cancellat
                 break;
             }
         }
-        if let Some(rev) = target {
-            if rev > store.compacted_revision().await.unwrap_or(0) {
-                if let Err(e) = store.compact(rev).await {
-                    tracing::warn!(error = %e, "compacting the watch history failed");
-                }
-            }
+        if let Some(rev) = target
+            && rev > store.compacted_revision().await.unwrap_or(0)
+            && let Err(e) = store.compact(rev).await
+        {
+            tracing::warn!(error = %e, "compacting the watch history failed");
         }
     }
 }

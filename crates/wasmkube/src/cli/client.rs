@@ -103,6 +103,20 @@ impl CallError {
     }
 }
 
+impl CallError {
+    /// A NotFound status worded as the API server words it, for when we find out ourselves.
+    pub fn not_found(group_resource: &str, name: &str) -> Self {
+        CallError::Server(Box::new(Status {
+            status: Some(StatusSummary::Failure),
+            code: 404,
+            message: format!("{group_resource} \"{name}\" not found"),
+            metadata: None,
+            reason: "NotFound".into(),
+            details: None,
+        }))
+    }
+}
+
 impl fmt::Display for CallError {
     /// kubectl's `StandardErrorMessage`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -76,6 +76,28 @@ pub enum CreateKind {
         #[arg(long = "from-file")]
         from_file: Vec<String>,
     },
+    /// Create a secret.
+    Secret {
+        #[command(subcommand)]
+        kind: SecretKind,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum SecretKind {
+    /// Create a secret from literal values or files.
+    Generic {
+        name: String,
+        /// key=value pairs.
+        #[arg(long = "from-literal")]
+        from_literal: Vec<String>,
+        /// Files (key = file name, or key=path).
+        #[arg(long = "from-file")]
+        from_file: Vec<String>,
+        /// The secret's type.
+        #[arg(long = "type", default_value = "Opaque")]
+        secret_type: String,
+    },
 }
 
 pub async fn run(args: CreateArgs) -> anyhow::Result<ExitCode> {
@@ -84,7 +106,7 @@ pub async fn run(args: CreateArgs) -> anyhow::Result<ExitCode> {
         Some(kind) => vec![("".to_string(), build(kind)?)],
         None if args.filenames.is_empty() => {
             anyhow::bail!(
-                "must specify one of -f and -k, or a kind: namespace, deployment, configmap"
+                "must specify one of -f and -k, or a kind: namespace, deployment, configmap, secret"
             )
         }
         None => Vec::new(),
@@ -237,35 +259,81 @@ fn build(kind: &CreateKind) -> anyhow::Result<Value> {
             from_file,
         } => {
             let mut data = BTreeMap::new();
-            for lit in from_literal {
-                let Some((k, v)) = lit.split_once('=') else {
-                    anyhow::bail!("invalid literal source {lit}, expected key=value");
+            let mut binary = BTreeMap::new();
+            for (k, v) in key_values(from_literal, from_file)? {
+                match String::from_utf8(v) {
+                    Ok(text) => data.insert(k, text),
+                    Err(e) => binary.insert(k, base64_encode(e.as_bytes())),
                 };
-                data.insert(k.to_string(), v.to_string());
             }
-            for f in from_file {
-                let (key, path) = match f.split_once('=') {
-                    Some((k, p)) => (k.to_string(), p.to_string()),
-                    None => (
-                        std::path::Path::new(f)
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_else(|| f.clone()),
-                        f.clone(),
-                    ),
-                };
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| anyhow::anyhow!("error reading {path}: {e}"))?;
-                data.insert(key, text);
-            }
-            json!({
+            let mut cm = json!({
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": {"name": name},
                 "data": data,
+            });
+            if !binary.is_empty() {
+                cm["binaryData"] = json!(binary);
+            }
+            cm
+        }
+        CreateKind::Secret {
+            kind:
+                SecretKind::Generic {
+                    name,
+                    from_literal,
+                    from_file,
+                    secret_type,
+                },
+        } => {
+            let data: BTreeMap<String, String> = key_values(from_literal, from_file)?
+                .into_iter()
+                .map(|(k, v)| (k, base64_encode(&v)))
+                .collect();
+            json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name},
+                "type": secret_type,
+                "data": data,
             })
         }
     })
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// `--from-literal k=v` and `--from-file [k=]path` sources, as text keyed by name.
+fn key_values(
+    from_literal: &[String],
+    from_file: &[String],
+) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let mut data = BTreeMap::new();
+    for lit in from_literal {
+        let Some((k, v)) = lit.split_once('=') else {
+            anyhow::bail!("invalid literal source {lit}, expected key=value");
+        };
+        data.insert(k.to_string(), v.as_bytes().to_vec());
+    }
+    for f in from_file {
+        let (key, path) = match f.split_once('=') {
+            Some((k, p)) => (k.to_string(), p.to_string()),
+            None => (
+                std::path::Path::new(f)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| f.clone()),
+                f.clone(),
+            ),
+        };
+        let bytes =
+            std::fs::read(&path).map_err(|e| anyhow::anyhow!("error reading {path}: {e}"))?;
+        data.insert(key, bytes);
+    }
+    Ok(data)
 }
 
 /// kubectl names a deployment's container after its image: last path segment, no tag/digest.
@@ -293,6 +361,21 @@ fn container_name(image: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_base64() {
+        let secret = build(&CreateKind::Secret {
+            kind: SecretKind::Generic {
+                name: "s".into(),
+                from_literal: vec!["password=hunter2".into()],
+                from_file: vec![],
+                secret_type: "Opaque".into(),
+            },
+        })
+        .expect("secret");
+        assert_eq!(secret["data"], json!({"password": "aHVudGVyMg=="}));
+        assert_eq!(secret["type"], json!("Opaque"));
+    }
 
     #[test]
     fn container_names_from_images() {

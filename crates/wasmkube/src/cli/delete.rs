@@ -198,9 +198,7 @@ async fn collect_targets(
         }
         .ok_or_else(|| super::resources::unknown_type(&ty))?;
         if names.is_empty() && !selecting {
-            anyhow::bail!(
-                "resource(s) were provided, but no name was specified (use --all or -l to select objects)"
-            );
+            anyhow::bail!("resource(s) were provided, but no name was specified");
         }
         if !names.is_empty() && selecting {
             anyhow::bail!("name cannot be provided when a selector is specified");

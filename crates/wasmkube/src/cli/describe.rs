@@ -132,6 +132,14 @@ async fn describe(session: &Session, rt: &ResourceType, obj: &Value, show_events
             let pods = owned(session, "pods", obj).await;
             describe_replicaset(&mut w, obj, &pods);
         }
+        ("apps", "StatefulSet") => {
+            let pods = owned(session, "pods", obj).await;
+            describe_statefulset(&mut w, obj, &pods);
+        }
+        ("apps", "DaemonSet") => {
+            let pods = owned(session, "pods", obj).await;
+            describe_daemonset(&mut w, obj, &pods);
+        }
         ("", "Service") => {
             let endpoints = service_endpoints(session, obj).await;
             describe_service(&mut w, obj, &endpoints);
@@ -277,18 +285,24 @@ async fn service_endpoints(session: &Session, svc: &Value) -> Vec<Value> {
 
 #[derive(Default)]
 struct NodeExtras {
-    lease: Option<Value>,
+    /// The node's Lease, or why it could not be read.
+    lease: Option<Result<Value, String>>,
     pods: Option<Vec<Value>>,
 }
 
 async fn node_extras(session: &Session, node: &Value) -> NodeExtras {
     let name = meta_str(node, "name");
     let lease = match session.resolve("leases.coordination.k8s.io").await {
-        Ok(rt) => session
-            .api
-            .get(&rt.object_path(Some("kube-node-lease"), name))
-            .await
-            .ok(),
+        Ok(rt) => Some(
+            session
+                .api
+                .get(&rt.object_path(Some("kube-node-lease"), name))
+                .await
+                .map_err(|e| match e.status() {
+                    Some(s) => s.message.clone(),
+                    None => e.to_string(),
+                }),
+        ),
         Err(_) => None,
     };
     let pods = match session.resolve("pods").await {
@@ -459,6 +473,15 @@ pub fn format_label_selector(sel: &Value) -> String {
         .map(|(_, t)| t)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// `LabelSelectorAsSelector(...).String()`: like [`format_label_selector`] but empty, not
+/// `<none>`, for a missing selector (what Deployment, Job, StatefulSet and DaemonSet show).
+fn selector_string(obj: &Value) -> String {
+    match obj.pointer("/spec/selector").map(format_label_selector) {
+        Some(s) if s != "<none>" => s,
+        _ => String::new(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -663,7 +686,7 @@ fn port_list(ports: &[Value], field: &str) -> String {
 
 fn describe_probe(p: &Value) -> String {
     let attrs = format!(
-        "delay={}s timeout={}s period={}s #success={} #failure={}",
+        "delay={}s timeout={}s period={}s successThreshold={} failureThreshold={}",
         int(p, "/initialDelaySeconds").unwrap_or(0),
         int(p, "/timeoutSeconds").unwrap_or(1),
         int(p, "/periodSeconds").unwrap_or(10),
@@ -1268,15 +1291,7 @@ fn describe_deployment(w: &mut Writer, d: &Value, replica_sets: &[Value]) {
     );
     labels(w, "Labels", &string_map(d, "/metadata/labels"));
     annotations(w, "Annotations", &string_map(d, "/metadata/annotations"));
-    w.w(
-        0,
-        &format!(
-            "Selector:\t{}\n",
-            d.pointer("/spec/selector")
-                .map(format_label_selector)
-                .unwrap_or_else(|| "<none>".into())
-        ),
-    );
+    w.w(0, &format!("Selector:\t{}\n", selector_string(d)));
     w.w(
         0,
         &format!(
@@ -1371,6 +1386,12 @@ fn describe_replicaset(w: &mut Writer, rs: &Value, pods: &[Value]) {
             int(rs, "/spec/replicas").unwrap_or(1)
         ),
     );
+    pods_status(w, pods);
+    describe_pod_template(w, rs.pointer("/spec/template"));
+    conditions_with_reason(w, rs);
+}
+
+fn pods_status(w: &mut Writer, pods: &[Value]) {
     let count = |phase: &str| {
         pods.iter()
             .filter(|p| s(p, "/status/phase") == phase)
@@ -1386,8 +1407,157 @@ fn describe_replicaset(w: &mut Writer, rs: &Value, pods: &[Value]) {
             count("Failed")
         ),
     );
-    describe_pod_template(w, rs.pointer("/spec/template"));
-    conditions_with_reason(w, rs);
+}
+
+fn describe_statefulset(w: &mut Writer, sts: &Value, pods: &[Value]) {
+    w.w(0, &format!("Name:\t{}\n", meta_str(sts, "name")));
+    w.w(0, &format!("Namespace:\t{}\n", meta_str(sts, "namespace")));
+    w.w(
+        0,
+        &format!(
+            "CreationTimestamp:\t{}\n",
+            time_or(sts, "/metadata/creationTimestamp", "")
+        ),
+    );
+    w.w(0, &format!("Selector:\t{}\n", selector_string(sts)));
+    labels(w, "Labels", &string_map(sts, "/metadata/labels"));
+    annotations(w, "Annotations", &string_map(sts, "/metadata/annotations"));
+    w.w(
+        0,
+        &format!("Service Name:\t{}\n", s(sts, "/spec/serviceName")),
+    );
+    w.w(
+        0,
+        &format!(
+            "Pod Management Policy:\t{}\n",
+            s(sts, "/spec/podManagementPolicy")
+        ),
+    );
+    w.w(
+        0,
+        &format!(
+            "Replicas:\t{} desired | {} total\n",
+            int(sts, "/spec/replicas").unwrap_or(1),
+            int(sts, "/status/replicas").unwrap_or(0)
+        ),
+    );
+    w.w(
+        0,
+        &format!(
+            "Update Strategy:\t{}\n",
+            s(sts, "/spec/updateStrategy/type")
+        ),
+    );
+    if let Some(ru) = sts.pointer("/spec/updateStrategy/rollingUpdate")
+        && let Some(partition) = int(ru, "/partition")
+    {
+        w.w(1, &format!("Partition:\t{partition}\n"));
+        if let Some(max) = ru.get("maxUnavailable") {
+            w.w(1, &format!("MaxUnavailable:\t{}\n", plain(max)));
+        }
+    }
+    if let Some(policy) = sts.pointer("/spec/persistentVolumeClaimRetentionPolicy") {
+        w.w(0, "Persistent Volume Claim Retention Policy:\n");
+        w.w(1, &format!("WhenDeleted:\t{}\n", s(policy, "/whenDeleted")));
+        w.w(1, &format!("WhenScaled:\t{}\n", s(policy, "/whenScaled")));
+    }
+    pods_status(w, pods);
+    describe_pod_template(w, sts.pointer("/spec/template"));
+    let claims = arr(sts, "/spec/volumeClaimTemplates");
+    if claims.is_empty() {
+        w.w(0, "Volume Claims:\t<none>\n");
+        return;
+    }
+    w.w(0, "Volume Claims:\n");
+    for pvc in claims {
+        w.w(1, &format!("Name:\t{}\n", meta_str(pvc, "name")));
+        let class = match s(pvc, "/spec/storageClassName") {
+            "" => s(
+                pvc,
+                "/metadata/annotations/volume.beta.kubernetes.io~1storage-class",
+            ),
+            c => c,
+        };
+        w.w(1, &format!("StorageClass:\t{class}\n"));
+        labels_multiline(
+            w,
+            "  ",
+            "Labels",
+            "\t",
+            &string_map(pvc, "/metadata/labels"),
+        );
+        labels_multiline(
+            w,
+            "  ",
+            "Annotations",
+            "\t",
+            &string_map(pvc, "/metadata/annotations"),
+        );
+        let capacity = match s(pvc, "/spec/resources/requests/storage") {
+            "" => "<default>",
+            c => c,
+        };
+        w.w(1, &format!("Capacity:\t{capacity}\n"));
+        let modes: Vec<String> = arr(pvc, "/spec/accessModes").iter().map(plain).collect();
+        w.w(1, &format!("Access Modes:\t[{}]\n", modes.join(" ")));
+    }
+}
+
+fn describe_daemonset(w: &mut Writer, ds: &Value, pods: &[Value]) {
+    w.w(0, &format!("Name:\t{}\n", meta_str(ds, "name")));
+    w.w(0, &format!("Namespace:\t{}\n", meta_str(ds, "namespace")));
+    w.w(0, &format!("Selector:\t{}\n", selector_string(ds)));
+    let node_selector = string_map(ds, "/spec/template/spec/nodeSelector");
+    let node_selector = if node_selector.is_empty() {
+        "<none>".to_string()
+    } else {
+        node_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    w.w(0, &format!("Node-Selector:\t{node_selector}\n"));
+    labels(w, "Labels", &string_map(ds, "/metadata/labels"));
+    annotations(w, "Annotations", &string_map(ds, "/metadata/annotations"));
+    let n = |f: &str| int(ds, &format!("/status/{f}")).unwrap_or(0);
+    w.w(
+        0,
+        &format!(
+            "Desired Number of Nodes Scheduled: {}\n",
+            n("desiredNumberScheduled")
+        ),
+    );
+    w.w(
+        0,
+        &format!(
+            "Current Number of Nodes Scheduled: {}\n",
+            n("currentNumberScheduled")
+        ),
+    );
+    w.w(
+        0,
+        &format!(
+            "Number of Nodes Scheduled with Up-to-date Pods: {}\n",
+            n("updatedNumberScheduled")
+        ),
+    );
+    w.w(
+        0,
+        &format!(
+            "Number of Nodes Scheduled with Available Pods: {}\n",
+            n("numberAvailable")
+        ),
+    );
+    w.w(
+        0,
+        &format!(
+            "Number of Nodes Misscheduled: {}\n",
+            n("numberMisscheduled")
+        ),
+    );
+    pods_status(w, pods);
+    describe_pod_template(w, ds.pointer("/spec/template"));
 }
 
 /// `formatEndpointSlices` for one service port name: ready `ip:port`s, three at most.
@@ -1621,7 +1791,10 @@ fn describe_node(w: &mut Writer, node: &Value, extra: &NodeExtras) {
             boolean(node, "/spec/unschedulable").unwrap_or(false)
         ),
     );
-    if let Some(lease) = &extra.lease {
+    if let Some(Err(e)) = &extra.lease {
+        w.w(0, &format!("Lease:\tFailed to get lease: {e}\n"));
+    }
+    if let Some(Ok(lease)) = &extra.lease {
         w.w(0, "Lease:\n");
         w.w(
             1,
@@ -1700,7 +1873,6 @@ fn describe_node(w: &mut Writer, node: &Value, extra: &NodeExtras) {
         ("architecture", "Architecture"),
         ("containerRuntimeVersion", "Container Runtime Version"),
         ("kubeletVersion", "Kubelet Version"),
-        ("kubeProxyVersion", "Kube-Proxy Version"),
     ] {
         w.w(
             0,
@@ -1709,6 +1881,11 @@ fn describe_node(w: &mut Writer, node: &Value, extra: &NodeExtras) {
                 s(node, &format!("/status/nodeInfo/{field}"))
             ),
         );
+    }
+    // Deprecated and no longer reported by kubelets; kubectl shows it only when set.
+    let proxy = s(node, "/status/nodeInfo/kubeProxyVersion");
+    if !proxy.is_empty() {
+        w.w(0, &format!("  Kube-Proxy Version:\t{proxy}\n"));
     }
     if !s(node, "/spec/podCIDR").is_empty() {
         w.w(0, &format!("PodCIDR:\t{}\n", s(node, "/spec/podCIDR")));
@@ -1953,15 +2130,7 @@ fn describe_secret(w: &mut Writer, secret: &Value) {
 fn describe_job(w: &mut Writer, job: &Value) {
     w.w(0, &format!("Name:\t{}\n", meta_str(job, "name")));
     w.w(0, &format!("Namespace:\t{}\n", meta_str(job, "namespace")));
-    w.w(
-        0,
-        &format!(
-            "Selector:\t{}\n",
-            job.pointer("/spec/selector")
-                .map(format_label_selector)
-                .unwrap_or_else(|| "<none>".into())
-        ),
-    );
+    w.w(0, &format!("Selector:\t{}\n", selector_string(job)));
     labels(w, "Labels", &string_map(job, "/metadata/labels"));
     annotations(w, "Annotations", &string_map(job, "/metadata/annotations"));
     if let Some(c) = controlled_by(job) {

@@ -40,13 +40,12 @@ fn ts<'a>(e: &'a Value, pointer: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-/// When an event last happened, for sorting.
+/// When an event last happened, for sorting: kubectl's `eventTime` (series, then
+/// lastTimestamp, then eventTime; events with none sort first).
 fn last_seen(e: &Value) -> String {
     ts(e, "/series/lastObservedTime")
         .or_else(|| ts(e, "/lastTimestamp"))
         .or_else(|| ts(e, "/eventTime"))
-        .or_else(|| ts(e, "/firstTimestamp"))
-        .or_else(|| ts(e, "/metadata/creationTimestamp"))
         .and_then(|t| t.parse::<jiff::Timestamp>().ok())
         .map(|t| format!("{:020}", t.as_nanosecond()))
         .unwrap_or_default()
@@ -86,7 +85,7 @@ fn row(e: &Value, all_namespaces: bool) -> String {
         interval(e),
         s("/type"),
         s("/reason"),
-        s("/involvedObject/kind").to_lowercase(),
+        s("/involvedObject/kind"),
         s("/involvedObject/name"),
         s("/message").trim().replace('\n', " "),
     ));
@@ -254,12 +253,12 @@ mod tests {
     }
 
     #[test]
-    fn rows_lowercase_kind() {
+    fn rows_name_kind_and_object() {
         let e = json!({"metadata": {"namespace": "default"}, "type": "Normal", "reason": "Scheduled",
             "involvedObject": {"kind": "Pod", "name": "web"}, "message": "assigned\n"});
         let r = row(&e, true);
         assert!(
-            r.starts_with("default\t<unknown>\tNormal\tScheduled\tpod/web\tassigned\n"),
+            r.starts_with("default\t<unknown>\tNormal\tScheduled\tPod/web\tassigned\n"),
             "{r}"
         );
     }

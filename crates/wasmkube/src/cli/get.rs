@@ -107,6 +107,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         )
         .await;
     }
+    outcome.print_deferred();
     Ok(outcome.code())
 }
 
@@ -127,36 +128,21 @@ async fn build_requests(
                     continue;
                 }
             };
-            let api_version = m
-                .object
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let kind = m
-                .object
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let Some(rt) = discovery.for_kind(api_version, kind) else {
-                outcome.error(format!(
-                    "error: resource mapping not found for name: {:?} namespace: {:?} from {:?}: no matches for kind {kind:?} in version {api_version:?}",
-                    meta_str(&m.object, "name"),
-                    meta_str(&m.object, "namespace"),
-                    m.source
-                ));
-                continue;
-            };
-            let obj_ns = meta_str(&m.object, "namespace");
-            let namespace = if obj_ns.is_empty() {
-                ns.clone()
-            } else {
-                obj_ns.to_string()
-            };
-            requests.push(Request {
-                rt: rt.clone(),
-                names: vec![meta_str(&m.object, "name").to_string()],
-                namespace: Some(namespace),
-            });
+            match super::apply::locate(session, discovery, &m) {
+                // Objects of one type in one namespace share a table, as in kubectl.
+                Ok((rt, namespace, name)) => match requests
+                    .iter_mut()
+                    .find(|r| r.rt == *rt && r.namespace == namespace)
+                {
+                    Some(r) => r.names.push(name),
+                    None => requests.push(Request {
+                        rt: rt.clone(),
+                        names: vec![name],
+                        namespace,
+                    }),
+                },
+                Err(message) => outcome.error(message),
+            }
         }
         return Ok(requests);
     }
@@ -207,7 +193,7 @@ async fn fetch_table(
         match session.api.list(&list_url(args, req), ACCEPT_TABLE).await {
             Ok(v) => Some(as_table(&v)),
             Err(e) => {
-                outcome.error(e);
+                outcome.defer(e);
                 None
             }
         }
@@ -224,7 +210,7 @@ async fn fetch_table(
                     table.rows.extend(t.rows);
                 }
                 Err(e) if e.is_not_found() && args.ignore_not_found => {}
-                Err(e) => outcome.error(e),
+                Err(e) => outcome.defer(e),
             }
         }
         Some(table)
@@ -260,15 +246,22 @@ async fn print_tables(
     format: &OutputFormat,
     outcome: &mut Outcome,
 ) {
-    let several_kinds = requests
+    // kubectl prefixes names with their kind when what the server returned (lists, even empty
+    // ones, and named objects found) spans several kinds.
+    let mut fetched: Vec<(&Request, Table)> = Vec::new();
+    for req in requests {
+        if let Some(table) = fetch_table(args, session, req, outcome).await
+            && (req.names.is_empty() || !table.rows.is_empty())
+        {
+            fetched.push((req, table));
+        }
+    }
+    let several_kinds = fetched
         .iter()
-        .any(|r| r.rt.kind != requests[0].rt.kind || r.rt.group != requests[0].rt.group);
+        .any(|(r, _)| (&r.rt.group, &r.rt.kind) != (&fetched[0].0.rt.group, &fetched[0].0.rt.kind));
     let mut printer = TablePrinter::new(table_options(args, format));
     let mut printed = false;
-    for req in requests {
-        let Some(table) = fetch_table(args, session, req, outcome).await else {
-            continue;
-        };
+    for (req, table) in fetched {
         if table.rows.is_empty() {
             continue;
         }
@@ -323,7 +316,7 @@ async fn fetch_objects(
                 .map(|o| with_type(&req.rt, o))
                 .collect(),
             Err(e) => {
-                outcome.error(e);
+                outcome.defer(e);
                 Vec::new()
             }
         }
@@ -334,7 +327,7 @@ async fn fetch_objects(
             match session.api.get(&url).await {
                 Ok(v) => out.push(with_type(&req.rt, v)),
                 Err(e) if e.is_not_found() && args.ignore_not_found => {}
-                Err(e) => outcome.error(e),
+                Err(e) => outcome.defer(e),
             }
         }
         out
@@ -422,6 +415,17 @@ async fn watch(
         ACCEPT_JSON
     };
     let list = session.api.list(&base, accept).await?;
+    // Watching one named object that does not exist is an error, as in kubectl.
+    if let Some(name) = req.names.first() {
+        let empty = |field: &str| {
+            list.get(field)
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+        };
+        if empty("items") && empty("rows") && !args.ignore_not_found {
+            return Err(CallError::not_found(&req.rt.group_resource(), name).into());
+        }
+    }
     let resource_version = list
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)

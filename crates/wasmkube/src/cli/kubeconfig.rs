@@ -82,6 +82,11 @@ pub async fn load(global: &GlobalArgs) -> anyhow::Result<Config> {
     let mut config = match paths {
         Some(paths) => {
             let kc = read(&paths)?;
+            if let Some(ctx) = &global.context
+                && !kc.contexts.iter().any(|c| &c.name == ctx)
+            {
+                bail!("context was not found for specified context: {ctx}");
+            }
             let options = KubeConfigOptions {
                 context: global.context.clone(),
                 cluster: global.cluster.clone(),
@@ -124,6 +129,9 @@ pub async fn load(global: &GlobalArgs) -> anyhow::Result<Config> {
     }
     // Watches and `logs -f` stay open for as long as the user wants.
     config.read_timeout = None;
+    // kube-rs retries 429/503/504 up to 15 times with growing delays, a policy made for
+    // controllers; a user at a terminal wants the server's answer now, as kubectl gives it.
+    config.default_retry = false;
     Ok(config)
 }
 

@@ -170,6 +170,12 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// One YAML (or JSON) value, for inline documents such as `patch -p`.
+pub fn parse_value(text: &str) -> anyhow::Result<Value> {
+    let y: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
+    yaml_to_json(y)
+}
+
 /// YAML to JSON. Non-string keys become strings (YAML allows `80: x`, JSON does not); tags are
 /// dropped, keeping the tagged value.
 fn yaml_to_json(y: serde_yaml_ng::Value) -> anyhow::Result<Value> {

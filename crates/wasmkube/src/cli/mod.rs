@@ -4,13 +4,13 @@
 //!
 //! # Layout
 //! - One file per verb: [`apply`], [`get`], [`describe`], [`delete`], [`create`], [`version`],
-//!   [`scale`], [`label`] (also `annotate`), [`logs`], [`events`], [`run`], [`api_resources`].
+//!   [`scale`], [`label`] (also `annotate`), [`patch`], [`logs`], [`events`], [`run`], [`api_resources`].
 //! - [`kubeconfig`]: finding the kubeconfig and building the client.
 //! - [`client`]: raw REST calls, `Status` errors printed like kubectl.
 //! - [`resources`]: discovery and resource type names (`po`, `deploy`, `svc` …).
 //! - [`manifest`]: reading `-f` files, directories and stdin.
 //! - [`merge`]: the three-way patch `apply` computes.
-//! - [`output`], [`tabwriter`], [`jsonpath`]: tables, YAML/JSON, ages and templates.
+//! - [`output`], [`tabwriter`], [`yaml`], [`jsonpath`]: tables, YAML/JSON, ages and templates.
 
 /// `println!` that does not panic when stdout is a closed pipe (`wasmkube get pods | head`).
 macro_rules! outln {
@@ -44,11 +44,13 @@ mod logs;
 mod manifest;
 mod merge;
 mod output;
+mod patch;
 mod resources;
 mod run;
 mod scale;
 mod tabwriter;
 mod version;
+mod yaml;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,35 +58,38 @@ use std::process::ExitCode;
 use client::{Api, CallError};
 use resources::{Discovery, ResourceType};
 
-/// The client verbs; flattened into the top-level commands of `wasmkube`.
+/// The client verbs; flattened into the top-level commands of `wasmkube`. Boxed, so the
+/// command enum stays small whatever flags a verb grows.
 #[derive(clap::Subcommand, Debug)]
 pub enum ClientCommand {
     /// Apply a configuration to resources by file name or stdin.
-    Apply(apply::ApplyArgs),
+    Apply(Box<apply::ApplyArgs>),
     /// Display one or many resources.
-    Get(get::GetArgs),
+    Get(Box<get::GetArgs>),
     /// Show details of a specific resource or group of resources.
-    Describe(describe::DescribeArgs),
+    Describe(Box<describe::DescribeArgs>),
     /// Delete resources by file names, stdin, resources and names, or by resources and label selector.
-    Delete(delete::DeleteArgs),
-    /// Create a resource from a file or from stdin, or a namespace, deployment or configmap.
-    Create(create::CreateArgs),
+    Delete(Box<delete::DeleteArgs>),
+    /// Create a resource from a file or from stdin, or a namespace, deployment, configmap or secret.
+    Create(Box<create::CreateArgs>),
     /// Print the client and server version information.
-    Version(version::VersionArgs),
+    Version(Box<version::VersionArgs>),
     /// Set a new size for a deployment, replica set or stateful set.
-    Scale(scale::ScaleArgs),
+    Scale(Box<scale::ScaleArgs>),
     /// Update the labels on a resource.
-    Label(label::LabelArgs),
+    Label(Box<label::LabelArgs>),
     /// Update the annotations on a resource.
-    Annotate(label::LabelArgs),
+    Annotate(Box<label::LabelArgs>),
+    /// Update fields of a resource using a strategic merge, JSON merge or JSON patch.
+    Patch(Box<patch::PatchArgs>),
     /// Print the logs for a container in a pod.
-    Logs(logs::LogsArgs),
+    Logs(Box<logs::LogsArgs>),
     /// List events.
-    Events(events::EventsArgs),
+    Events(Box<events::EventsArgs>),
     /// Run a particular image in a pod.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Print the supported API resources on the server.
-    ApiResources(api_resources::ApiResourcesArgs),
+    ApiResources(Box<api_resources::ApiResourcesArgs>),
 }
 
 /// Connection flags every client verb accepts.
@@ -170,19 +175,20 @@ impl Session {
 /// anything else goes back to `main`, which prints `error: …` (kubectl's prefix too).
 pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
     let result = match cmd {
-        ClientCommand::Apply(a) => apply::run(a).await,
-        ClientCommand::Get(a) => get::run(a).await,
-        ClientCommand::Describe(a) => describe::run(a).await,
-        ClientCommand::Delete(a) => delete::run(a).await,
-        ClientCommand::Create(a) => create::run(a).await,
-        ClientCommand::Version(a) => version::run(a).await,
-        ClientCommand::Scale(a) => scale::run(a).await,
-        ClientCommand::Label(a) => label::run(a, label::Field::Labels).await,
-        ClientCommand::Annotate(a) => label::run(a, label::Field::Annotations).await,
-        ClientCommand::Logs(a) => logs::run(a).await,
-        ClientCommand::Events(a) => events::run(a).await,
-        ClientCommand::Run(a) => run::run(a).await,
-        ClientCommand::ApiResources(a) => api_resources::run(a).await,
+        ClientCommand::Apply(a) => apply::run(*a).await,
+        ClientCommand::Get(a) => get::run(*a).await,
+        ClientCommand::Describe(a) => describe::run(*a).await,
+        ClientCommand::Delete(a) => delete::run(*a).await,
+        ClientCommand::Create(a) => create::run(*a).await,
+        ClientCommand::Version(a) => version::run(*a).await,
+        ClientCommand::Scale(a) => scale::run(*a).await,
+        ClientCommand::Label(a) => label::run(*a, label::Field::Labels).await,
+        ClientCommand::Annotate(a) => label::run(*a, label::Field::Annotations).await,
+        ClientCommand::Patch(a) => patch::run(*a).await,
+        ClientCommand::Logs(a) => logs::run(*a).await,
+        ClientCommand::Events(a) => events::run(*a).await,
+        ClientCommand::Run(a) => run::run(*a).await,
+        ClientCommand::ApiResources(a) => api_resources::run(*a).await,
     };
     match result {
         Ok(code) => Ok(code),
@@ -201,9 +207,23 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
 #[derive(Debug, Default)]
 pub struct Outcome {
     failed: bool,
+    /// Errors held back until the output is printed, as `kubectl get` reports them last.
+    deferred: Vec<String>,
 }
 
 impl Outcome {
+    /// Remembers an error to print with [`Outcome::print_deferred`].
+    pub fn defer(&mut self, message: impl std::fmt::Display) {
+        self.deferred.push(message.to_string());
+        self.failed = true;
+    }
+
+    pub fn print_deferred(&mut self) {
+        for message in self.deferred.drain(..) {
+            eprintln!("{message}");
+        }
+    }
+
     /// Prints an error in kubectl's form and remembers the failure.
     pub fn error(&mut self, message: impl std::fmt::Display) {
         eprintln!("{message}");

@@ -91,9 +91,9 @@ pub fn to_json(v: &Value) -> String {
     s
 }
 
-/// `-o yaml`, keys sorted.
+/// `-o yaml`, keys sorted, in kubectl's YAML style.
 pub fn to_yaml(v: &Value) -> String {
-    serde_yaml_ng::to_string(&sorted(v)).unwrap_or_default()
+    super::yaml::to_string(&sorted(v))
 }
 
 /// Several objects as kubectl prints them: a `v1` `List`.

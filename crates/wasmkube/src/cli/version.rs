@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use super::output;
 use super::{GlobalArgs, Session};
 
 #[derive(clap::Args, Debug)]
@@ -57,7 +56,8 @@ pub async fn run(args: VersionArgs) -> anyhow::Result<ExitCode> {
             let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
             outln!("{text}");
         }
-        Some(_) => out!("{}", output::to_yaml(&doc)),
+        // Field order as the server sent it (Go's struct order), not sorted like objects.
+        Some(_) => out!("{}", super::yaml::to_string(&doc)),
         None => {
             outln!("Client Version: {}", git_version(&doc["clientVersion"]));
             if let Some(server) = doc.get("serverVersion") {
