@@ -372,12 +372,27 @@ fn insecure_mode_is_loopback_only_and_loud() {
     // Refused on a non-loopback address before anything binds.
     let tmp = tempfile::tempdir().expect("tmp");
     let mut cmd = std::process::Command::new(crate::harness::BIN);
-    cmd.args(["server", "--insecure", "--bind-address", "0.0.0.0", "--https-listen-port", "0", "--data-dir"])
-        .arg(tmp.path());
+    cmd.args([
+        "server",
+        "--insecure",
+        "--bind-address",
+        "0.0.0.0",
+        "--https-listen-port",
+        "0",
+        "--data-dir",
+    ])
+    .arg(tmp.path());
     let out = crate::harness::run(cmd, None, Duration::from_secs(20));
     assert_ne!(out.code, Some(0));
-    assert!(out.stderr.contains("only allowed on a loopback address"), "{}", out.stderr);
-    assert!(!tmp.path().join("state.redb").exists(), "nothing was created");
+    assert!(
+        out.stderr.contains("only allowed on a loopback address"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !tmp.path().join("state.redb").exists(),
+        "nothing was created"
+    );
 
     // On loopback it serves plain HTTP without authentication, and says so.
     let s = Server::start_with(&["--insecure"]);
@@ -392,12 +407,20 @@ fn write_kubeconfig_and_given_token() {
     let tmp = tempfile::tempdir().expect("tmp");
     let extra = tmp.path().join("extra/kubeconfig");
     let token = "my-own-admin-token-1234567890";
-    let s = Server::start_with(&["--write-kubeconfig", &extra.to_string_lossy(), "--token", token]);
+    let s = Server::start_with(&[
+        "--write-kubeconfig",
+        &extra.to_string_lossy(),
+        "--token",
+        token,
+    ]);
     assert_eq!(s.token(), token);
     let text = std::fs::read_to_string(&extra).expect("extra kubeconfig written");
     assert!(text.contains(token));
     let mut cmd = std::process::Command::new(crate::harness::kubectl_path());
-    cmd.arg("--kubeconfig").arg(&extra).args(["get", "ns", "default", "-o", "name"]).env("HOME", s.home.path());
+    cmd.arg("--kubeconfig")
+        .arg(&extra)
+        .args(["get", "ns", "default", "-o", "name"])
+        .env("HOME", s.home.path());
     let out = crate::harness::run(cmd, None, Duration::from_secs(30)).ok();
     assert_eq!(out.stdout.trim(), "namespace/default");
 }
