@@ -382,6 +382,17 @@ fn boolean(v: &Value, pointer: &str) -> Option<bool> {
 }
 
 /// A map of strings, sorted by key.
+/// `k=v,k2=v2` as describe prints selectors, or `<none>`.
+fn pairs_or_none(map: &BTreeMap<String, String>) -> String {
+    if map.is_empty() {
+        return "<none>".to_string();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn string_map(v: &Value, pointer: &str) -> BTreeMap<String, String> {
     v.pointer(pointer)
         .and_then(Value::as_object)
@@ -1507,16 +1518,7 @@ fn describe_daemonset(w: &mut Writer, ds: &Value, pods: &[Value]) {
     w.w(0, &format!("Name:\t{}\n", meta_str(ds, "name")));
     w.w(0, &format!("Namespace:\t{}\n", meta_str(ds, "namespace")));
     w.w(0, &format!("Selector:\t{}\n", selector_string(ds)));
-    let node_selector = string_map(ds, "/spec/template/spec/nodeSelector");
-    let node_selector = if node_selector.is_empty() {
-        "<none>".to_string()
-    } else {
-        node_selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let node_selector = pairs_or_none(&string_map(ds, "/spec/template/spec/nodeSelector"));
     w.w(0, &format!("Node-Selector:\t{node_selector}\n"));
     labels(w, "Labels", &string_map(ds, "/metadata/labels"));
     annotations(w, "Annotations", &string_map(ds, "/metadata/annotations"));
@@ -1618,16 +1620,7 @@ fn format_endpoints(slices: &[Value], port_name: &str) -> String {
 
 fn describe_service(w: &mut Writer, svc: &Value, slices: &[Value]) {
     name_namespace_labels_annotations(w, svc);
-    let selector = string_map(svc, "/spec/selector");
-    let sel_text = if selector.is_empty() {
-        "<none>".to_string()
-    } else {
-        selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let sel_text = pairs_or_none(&string_map(svc, "/spec/selector"));
     w.w(0, &format!("Selector:\t{sel_text}\n"));
     w.w(0, &format!("Type:\t{}\n", s(svc, "/spec/type")));
     if !s(svc, "/spec/ipFamilyPolicy").is_empty() {
