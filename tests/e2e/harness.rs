@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wasmkube");
 
+/// The name of the server's own node.
+pub const SERVER_NODE: &str = "server-node";
+
 /// A running server and its data directory.
 pub struct Server {
     child: Option<Child>,
@@ -50,6 +53,8 @@ impl Server {
             .arg(&self.dir)
             .arg("--https-listen-port")
             .arg(port.to_string())
+            // Tests run side by side: every node takes a free kubelet port.
+            .args(["--kubelet-port", "0", "--node-name", SERVER_NODE])
             .args(&self.extra_args)
             .env("WASMKUBE_LOG", "warn")
             .stdin(Stdio::null())
@@ -153,6 +158,174 @@ impl Server {
             .env("KUBECONFIG", self.kubeconfig())
             .env("HOME", self.home.path());
         run(cmd, None, Duration::from_secs(60))
+    }
+}
+
+impl Server {
+    /// Imports example `name` (built by wasm-examples/build.sh) into the server node's image
+    /// store as `wasmkube.local/examples/NAME:v1`.
+    pub fn import_example(&self, name: &str) {
+        import_example(&self.dir, name);
+    }
+
+    /// Applies a manifest of manifests/ as it is.
+    pub fn apply_manifest(&self, name: &str) {
+        let path = repo_root().join("manifests").join(format!("{name}.yaml"));
+        self.kubectl(&["apply", "-f", path.to_str().expect("utf-8 path")])
+            .ok();
+    }
+
+    /// `kubectl get ... -o jsonpath=EXPR`, trimmed.
+    pub fn jsonpath(&self, what: &[&str], expr: &str) -> String {
+        let arg = format!("jsonpath={expr}");
+        let mut args: Vec<&str> = vec!["get"];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["-o", &arg]);
+        self.kubectl(&args).stdout.trim().to_string()
+    }
+
+    /// Waits until `jsonpath` of `what` satisfies `pred`, failing with the last value seen.
+    pub fn wait_for(
+        &self,
+        what: &[&str],
+        expr: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            last = self.jsonpath(what, expr);
+            if pred(&last) {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "timed out after {timeout:?} waiting on {what:?} {expr}; last value {last:?}\nserver log:\n{}",
+            self.log()
+        );
+    }
+}
+
+/// The built example module `name` (`.wasm` or `.wat`). Missing builds are a setup error:
+/// `wasm-examples/build.sh` (run by scripts/test.sh) makes them.
+pub fn example(name: &str) -> PathBuf {
+    let dir = repo_root().join("wasm-examples/build");
+    for ext in ["wasm", "wat"] {
+        let p = dir.join(format!("{name}.{ext}"));
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "wasm example {name} is not built in {}: run wasm-examples/build.sh",
+        dir.display()
+    );
+}
+
+/// Imports example `name` into the node whose data dir is `dir`.
+pub fn import_example(dir: &Path, name: &str) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("image")
+        .arg("import")
+        .arg(example(name))
+        .arg("--name")
+        .arg(format!("wasmkube.local/examples/{name}:v1"))
+        .arg("--data-dir")
+        .arg(dir);
+    run(cmd, None, Duration::from_secs(60)).ok();
+}
+
+/// A `wasmkube agent` joined to a server.
+pub struct Agent {
+    child: Option<Child>,
+    pub name: String,
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    pub log: Arc<Mutex<String>>,
+    server_url: String,
+    token: String,
+}
+
+impl Agent {
+    /// Joins node `name` to `server` with the server's join token.
+    pub fn start(server: &Server, name: &str) -> Agent {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let token = std::fs::read_to_string(server.dir.join("node-token"))
+            .expect("the server writes node-token")
+            .trim()
+            .to_string();
+        let mut a = Agent {
+            child: None,
+            name: name.to_string(),
+            dir: tmp.path().join("agent"),
+            _tmp: tmp,
+            log: Arc::new(Mutex::new(String::new())),
+            server_url: server.url.clone(),
+            token,
+        };
+        a.launch();
+        a
+    }
+
+    /// Starts (or restarts) the agent process with the same data dir.
+    pub fn launch(&mut self) {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("agent")
+            .args(["--server", &self.server_url, "--token", &self.token])
+            .args(["--node-name", &self.name, "--kubelet-port", "0"])
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .env("WASMKUBE_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn wasmkube agent");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.starts_with("wasmkube agent: node ") {
+                    let _ = tx.send(());
+                }
+                if let Ok(mut l) = log.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        self.child = Some(child);
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            panic!(
+                "agent {} did not join in 30 s; log:\n{}",
+                self.name,
+                self.log()
+            );
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn import_example(&self, name: &str) {
+        import_example(&self.dir, name);
+    }
+
+    /// SIGKILL: the node dies with everything it runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }
 

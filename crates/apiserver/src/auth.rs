@@ -59,9 +59,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Paths anyone may read: health endpoints for probes and load balancers, and the web console's
-/// static files (which themselves call the API with the user's token).
+/// static files (which themselves call the API with the user's token), and the cluster's CA
+/// certificate (public by nature; a joining agent checks it against the hash in its join token).
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/readyz") || path == "/ui" || path.starts_with("/ui/")
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/cacerts")
+        || path == "/ui"
+        || path.starts_with("/ui/")
 }
 
 /// The authentication layer. `None` authenticator means insecure dev mode.

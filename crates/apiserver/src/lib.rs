@@ -14,6 +14,7 @@
 //! - [`patching`]: patch bodies applied to stored objects.
 //! - [`table`]: `kubectl get` tables.
 //! - [`discovery`] and [`openapi`]: what clients read to learn the API.
+//! - [`node_proxy`]: subresources served by the pod's node (`pods/log` from its kubelet).
 //! - [`admission`]: per-kind rules between validation and storage.
 //! - [`auth`] and [`tls`]: bearer tokens, the cluster CA and serving certificate.
 //! - [`bootstrap`]: the objects every cluster starts with.
@@ -25,6 +26,7 @@ pub mod bootstrap;
 pub mod discovery;
 pub mod error;
 pub mod fields;
+pub mod node_proxy;
 pub mod objects;
 pub mod openapi;
 pub mod patching;

@@ -21,6 +21,9 @@ pub struct NodeConfig {
     pub name: String,
     pub ip: IpAddr,
     pub labels: BTreeMap<String, String>,
+    /// Set on the Node at registration, e.g. the kubelet's serving certificate
+    /// ([`crate::server::SERVING_CERT_ANNOTATION`]). Other annotations on an adopted Node stay.
+    pub annotations: BTreeMap<String, String>,
     /// RuntimeClass handlers offered (`wasmtime`, `runc`).
     pub runtime_handlers: Vec<String>,
     /// The runtime's name and version for `nodeInfo.containerRuntimeVersion`.
@@ -193,7 +196,7 @@ pub async fn register(client: &kube::Client, cfg: &NodeConfig) -> Result<Node, N
     if existing.is_none() {
         let node: Node = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": cfg.name, "labels": labels(cfg)},
+            "metadata": {"name": cfg.name, "labels": labels(cfg), "annotations": cfg.annotations},
             "spec": {},
         }))
         .map_err(|e| err(kube::Error::SerdeError(e)))?;
@@ -203,7 +206,7 @@ pub async fn register(client: &kube::Client, cfg: &NodeConfig) -> Result<Node, N
             Err(e) => return Err(err(e)),
         }
     } else {
-        let patch = json!({"metadata": {"labels": labels(cfg)}});
+        let patch = json!({"metadata": {"labels": labels(cfg), "annotations": cfg.annotations}});
         api.patch(&cfg.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(err)?;

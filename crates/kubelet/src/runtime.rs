@@ -194,6 +194,11 @@ pub trait Runtime: Send + Sync + 'static {
     /// The RuntimeClass handler this backend serves (`wasmtime`, `runc`).
     fn handler(&self) -> &'static str;
 
+    /// The runtime's version, for `nodeInfo.containerRuntimeVersion` (`<handler>://<version>`).
+    fn version(&self) -> String {
+        String::new()
+    }
+
     /// Whether this backend can run `image` at all (e.g. a Wasm module vs a Linux image),
     /// for images that name no RuntimeClass.
     fn recognizes(&self, _image: &str) -> BoxFuture<'_, bool> {

@@ -1,16 +1,21 @@
 //! `wasmkube`: one binary for the whole cluster.
 //!
-//! - `wasmkube server`: API server, embedded store and the cluster's own components.
+//! - `wasmkube server`: API server, embedded store, the cluster's own components and a node.
+//! - `wasmkube agent`: one more node joined to a server.
 //! - `wasmkube <verb>`: the command-line client (apply, get, describe, delete, …), speaking the
 //!   Kubernetes API through the same kubeconfig kubectl uses.
 //!
 //! # Layout
 //! - `server.rs`: the `server` subcommand (flags, data directory, start-up and shutdown).
+//! - `agent.rs`: the `agent` subcommand (joining a server with a join token).
+//! - `node.rs`: the node both run: flags, the Wasm runtime, the kubelet.
 //! - `bench.rs`: the `bench` subcommand (figures as ratios against same-run references).
 //! - `cli/`: one file per client verb, plus shared kubeconfig and output helpers.
 
+mod agent;
 mod bench;
 mod cli;
+mod node;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +35,8 @@ struct Cli {
 enum Command {
     /// Run a whole cluster on this machine: API server, store, and the cluster components.
     Server(server::ServerArgs),
+    /// Run one more node, joined to a server.
+    Agent(agent::AgentArgs),
     /// Measure performance against references taken in the same run.
     Bench(bench::BenchArgs),
     #[command(flatten)]
@@ -51,6 +58,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Server(args) => server::run(args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Client(cmd) => cli::run(cmd).await,
         }

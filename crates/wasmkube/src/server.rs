@@ -48,10 +48,16 @@ pub struct ServerArgs {
     /// Seconds of watch history kept for clients resuming a watch.
     #[arg(long, default_value_t = 300)]
     pub watch_history_seconds: u64,
+    /// Run no local node: only the control plane (pods then need `wasmkube agent` nodes).
+    #[arg(long)]
+    pub disable_agent: bool,
+    #[command(flatten)]
+    pub node: crate::node::NodeArgs,
 }
 
 impl ServerArgs {
     fn check(&self) -> anyhow::Result<()> {
+        self.node.check()?;
         if self.insecure && !self.bind_address.is_loopback() {
             bail!(
                 "--insecure serves the API without authentication and is only allowed on a loopback address, not {}",
@@ -88,10 +94,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("opening the store in {}", dir.display()))?,
     );
     let shutdown = CancellationToken::new();
+    // One secret authenticates the admin, joining agents, and the API server to kubelets.
+    let token = if args.insecure {
+        None
+    } else {
+        Some(admin_token(dir, args.token.as_deref())?)
+    };
+    let node_proxy = wasmkube_apiserver::node_proxy::NodeProxy::with_shutdown(
+        store.clone(),
+        token.clone(),
+        shutdown.clone(),
+    );
     let state = Arc::new(ApiState {
         store: store.clone(),
         admission: Admission::new(),
-        subresource_handler: None,
+        subresource_handler: Some(Arc::new(node_proxy)),
         shutdown: shutdown.clone(),
         bookmark_interval: Duration::from_secs(30),
     });
@@ -109,14 +126,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         "{scheme}://{}",
         SocketAddr::new(host.parse()?, local.port())
     );
-    let (tls, auth, kubeconfig) = if args.insecure {
+    let (tls, auth, kubeconfig, ca_pem) = if args.insecure {
         eprintln!(
             "WARNING: --insecure: serving the Kubernetes API over plain HTTP on {local} WITHOUT AUTHENTICATION."
         );
         eprintln!(
             "WARNING: anyone who can reach this address has full control of the cluster. Development use only."
         );
-        (None, None, kubeconfig_yaml(&server_url, None, None))
+        (None, None, kubeconfig_yaml(&server_url, None, None), None)
     } else {
         let mut names = vec![
             "localhost".to_string(),
@@ -132,7 +149,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         names.extend(args.tls_san.iter().cloned());
         let tls = wasmkube_apiserver::tls::load_or_create(&dir.join("tls"), &names)
             .context("setting up TLS")?;
-        let token = admin_token(dir, args.token.as_deref())?;
+        let token = token.clone().unwrap_or_default();
         let auth = Arc::new(Authenticator::new());
         auth.add_token(
             &token,
@@ -142,7 +159,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             },
         );
         let kc = kubeconfig_yaml(&server_url, Some(&tls.ca_pem), Some(&token));
-        (Some(tls.server_config), Some(auth), kc)
+        write_private(
+            &dir.join("node-token"),
+            &crate::agent::join_token(&tls.ca_pem, &token),
+        )?;
+        (Some(tls.server_config), Some(auth), kc, Some(tls.ca_pem))
     };
     write_kubeconfig(&dir.join("kubeconfig.yaml"), &kubeconfig)?;
     if let Some(path) = &args.write_kubeconfig {
@@ -160,14 +181,41 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         wasmkube_apiserver::router(state.clone(), None, None),
         "default",
     );
-    let controllers = tokio::spawn(wasmkube_controllers::run_all(internal, shutdown.clone()));
-    let router = wasmkube_apiserver::router(state.clone(), auth, None);
+    let controllers = tokio::spawn(wasmkube_controllers::run_all(
+        internal.clone(),
+        shutdown.clone(),
+    ));
+    // The CA is public: joining agents fetch it and check it against their join token.
+    let extra = ca_pem.map(|pem| {
+        axum::Router::new().route(
+            "/cacerts",
+            axum::routing::get(move || {
+                let pem = pem.clone();
+                async move { ([("content-type", "application/x-pem-file")], pem) }
+            }),
+        )
+    });
+    let router = wasmkube_apiserver::router(state.clone(), auth, extra);
     let server = tokio::spawn(wasmkube_apiserver::serve(
         listener,
         router,
         tls,
         shutdown.clone(),
     ));
+    let kubelet = if args.disable_agent {
+        None
+    } else {
+        Some(
+            crate::node::start(
+                &args.node,
+                dir,
+                internal.clone(),
+                token.clone(),
+                shutdown.clone(),
+            )
+            .await?,
+        )
+    };
     eprintln!(
         "wasmkube server ready at {server_url} in {} ms; kubeconfig: {}",
         started.elapsed().as_millis(),
@@ -177,13 +225,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     wait_for_signal().await;
     eprintln!("wasmkube server shutting down");
     shutdown.cancel();
+    if let Some(k) = kubelet {
+        let _ = tokio::time::timeout(Duration::from_secs(15), k.wait()).await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     let _ = compactor.await;
     let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(filter: &str) {
+pub(crate) fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -241,7 +292,7 @@ fn write_kubeconfig(path: &Path, contents: &str) -> anyhow::Result<()> {
     write_private(path, contents)
 }
 
-fn kubeconfig_yaml(server: &str, ca_pem: Option<&str>, token: Option<&str>) -> String {
+pub(crate) fn kubeconfig_yaml(server: &str, ca_pem: Option<&str>, token: Option<&str>) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut cluster = serde_json::json!({"server": server});
@@ -297,7 +348,7 @@ async fn compact_loop(store: Arc<dyn Store>, keep: Duration, shutdown: Cancellat
     }
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

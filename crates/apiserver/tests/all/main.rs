@@ -1,6 +1,7 @@
 //! API server integration tests: the real router over an in-memory store, driven in-process
 //! through its tower `Service` (no sockets), one request at a time as a client would send them.
 
+mod logs;
 mod robustness;
 mod semantics;
 mod watch;
