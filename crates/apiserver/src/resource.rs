@@ -121,6 +121,26 @@ async fn dispatch(
     }
 }
 
+/// Sets the PodScheduled condition True (replacing an earlier Unschedulable).
+fn set_pod_scheduled(pod: &mut Value) {
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
+        "lastTransitionTime": now});
+    if !pod.get("status").is_some_and(Value::is_object) {
+        pod["status"] = json!({});
+    }
+    let status = &mut pod["status"];
+    if !status.get("conditions").is_some_and(Value::is_array) {
+        status["conditions"] = json!([]);
+    }
+    if let Some(list) = status["conditions"].as_array_mut() {
+        list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+        list.push(cond);
+    }
+}
+
 fn not_allowed(method: &Method) -> ApiError {
     ApiError::method_not_allowed(format!(
         "the server does not allow this method ({method}) on the requested resource"
@@ -128,11 +148,13 @@ fn not_allowed(method: &Method) -> ApiError {
 }
 
 /// Which part of an object a write may change: the main resource ignores status, the status
-/// subresource ignores everything else.
+/// subresource ignores everything else; a binding writes both (spec.nodeName and the
+/// PodScheduled condition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     Main,
     Status,
+    Whole,
 }
 
 pub struct Ctx<'a> {
@@ -807,10 +829,27 @@ impl Ctx<'_> {
             ));
         }
         let info = self.info();
+        let want_uid = binding
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string);
         self.write_existing(
             name,
             None,
             |current| {
+                if let Some(uid) = &want_uid
+                    && objects::meta_str(current, "uid") != Some(uid.as_str())
+                {
+                    return Err(ApiError::conflict_message(
+                        info,
+                        name,
+                        &format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                            objects::meta_str(current, "uid").unwrap_or("")
+                        ),
+                    ));
+                }
                 if objects::meta_str(current, "deletionTimestamp").is_some() {
                     return Err(ApiError::conflict_message(
                         info,
@@ -829,9 +868,12 @@ impl Ctx<'_> {
                 }
                 let mut next = current.clone();
                 next["spec"]["nodeName"] = Value::String(node.clone());
+                // As Kubernetes' binding does: the pod is now scheduled, whatever an earlier
+                // attempt said.
+                set_pod_scheduled(&mut next);
                 Ok(next)
             },
-            Part::Main,
+            Part::Whole,
         )
         .await?;
         let ok = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
@@ -853,6 +895,7 @@ fn merge_parts(info: &ResourceInfo, part: Part, current: &Value, next: &mut Valu
                 };
             }
         }
+        Part::Whole => {}
         Part::Status => {
             let status = next.get("status").cloned();
             let mut kept = current.clone();

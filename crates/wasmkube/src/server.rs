@@ -185,6 +185,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         internal.clone(),
         shutdown.clone(),
     ));
+    let scheduler = tokio::spawn(wasmkube_scheduler::run(
+        internal.clone(),
+        wasmkube_scheduler::SchedulerConfig::default(),
+        shutdown.clone(),
+    ));
     // The CA is public: joining agents fetch it and check it against their join token.
     let extra = ca_pem.map(|pem| {
         axum::Router::new().route(
@@ -231,6 +236,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     let _ = compactor.await;
     let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -185,7 +185,17 @@ pub async fn config(
 ) -> Result<ContainerConfig, ConfigError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let mut sources = Sources::new(client.clone(), &ns);
-    let env = env::resolve(&mut sources, pod, spec).await?;
+    let mut env = env::resolve(&mut sources, pod, spec).await?;
+    // Container runtimes set HOSTNAME to the pod's hostname; programs expect it.
+    if !env.iter().any(|(k, _)| k == "HOSTNAME") {
+        let hostname = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.hostname.clone())
+            .or_else(|| pod.metadata.name.clone())
+            .unwrap_or_default();
+        env.insert(0, ("HOSTNAME".to_string(), hostname));
+    }
     let vars: BTreeMap<String, String> = env.iter().cloned().collect();
     let expand = |v: &Option<Vec<String>>| -> Vec<String> {
         v.iter().flatten().map(|s| env::expand(s, &vars)).collect()

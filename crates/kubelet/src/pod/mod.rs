@@ -737,6 +737,8 @@ impl Worker {
         r.started = startup.is_none();
         r.ready = r.started && r.spec.readiness_probe.is_none() && !init;
         ctx.events
+            .normal(&self.pod, "Created", &format!("Created container: {name}"));
+        ctx.events
             .normal(&self.pod, "Started", &format!("Started container {name}"));
         // The exit watcher: the only way the worker learns that an instance ended.
         let tx = self.tx.clone();

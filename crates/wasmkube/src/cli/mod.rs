@@ -5,6 +5,8 @@
 //! # Layout
 //! - One file per verb: [`apply`], [`get`], [`describe`], [`delete`], [`create`], [`version`],
 //!   [`scale`], [`label`] (also `annotate`), [`patch`], [`logs`], [`events`], [`run`], [`api_resources`].
+//! - [`image`]: `wasmkube image import|ls|rm|push` on the node's local Wasm image store (no
+//!   API server involved).
 //! - [`kubeconfig`]: finding the kubeconfig and building the client.
 //! - [`client`]: raw REST calls, `Status` errors printed like kubectl.
 //! - [`resources`]: discovery and resource type names (`po`, `deploy`, `svc` …).
@@ -37,6 +39,7 @@ mod delete;
 mod describe;
 mod events;
 mod get;
+mod image;
 mod jsonpath;
 mod kubeconfig;
 mod label;
@@ -90,6 +93,8 @@ pub enum ClientCommand {
     Run(Box<run::RunArgs>),
     /// Print the supported API resources on the server.
     ApiResources(Box<api_resources::ApiResourcesArgs>),
+    /// Manage the node's Wasm image store: import, ls, rm, push.
+    Image(Box<image::ImageArgs>),
 }
 
 /// Connection flags every client verb accepts.
@@ -189,6 +194,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<ExitCode> {
         ClientCommand::Events(a) => events::run(*a).await,
         ClientCommand::Run(a) => run::run(*a).await,
         ClientCommand::ApiResources(a) => api_resources::run(*a).await,
+        ClientCommand::Image(a) => image::run(*a).await,
     };
     match result {
         Ok(code) => Ok(code),
