@@ -201,7 +201,7 @@ spec:
   - name: web
     image: wasmkube.local/examples/hello-http:v1
     ports: [{containerPort: 8080}]
-    readinessProbe: {httpGet: {path: /nope, port: 8080}, periodSeconds: 1}
+    readinessProbe: {httpGet: {path: /missing, port: 8080}, periodSeconds: 1}
 ---
 apiVersion: v1
 kind: Pod
@@ -212,7 +212,7 @@ spec:
   - name: web
     image: wasmkube.local/examples/hello-http:v1
     ports: [{containerPort: 8080}]
-    livenessProbe: {httpGet: {path: /nope, port: 8080}, periodSeconds: 1, failureThreshold: 2}
+    livenessProbe: {httpGet: {path: /missing, port: 8080}, periodSeconds: 1, failureThreshold: 2}
 "#;
 
 #[test]
