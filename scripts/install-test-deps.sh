@@ -23,3 +23,20 @@ if ! $py -c 'import kubernetes, pytest' 2>/dev/null || ! command -v kubectl >/de
 fi
 command -v kubectl >/dev/null || { echo "kubectl did not install" >&2; exit 1; }
 kubectl version --client >/dev/null
+
+# A local OCI registry (Debian's docker-registry, run on 127.0.0.1 by the runtime-wasm
+# registry tests) and htpasswd (apache2-utils) for the bcrypt entries of its basic auth.
+need_apt=()
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}"
+  # Debian starts the packaged registry as a service on :5000; tests run their own.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then
+    systemctl stop docker-registry || true
+  fi
+fi
+command -v docker-registry >/dev/null || { echo "docker-registry did not install" >&2; exit 1; }
+command -v htpasswd >/dev/null || { echo "htpasswd did not install" >&2; exit 1; }

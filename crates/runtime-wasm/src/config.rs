@@ -1,6 +1,6 @@
 //! Configuration of a node's [`WasmRuntime`](crate::WasmRuntime).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Everything a node's Wasm runtime can be tuned with. [`WasmRuntimeConfig::new`] gives
@@ -8,6 +8,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct WasmRuntimeConfig {
     /// Root of the runtime's on-disk state: `images/` (blobs, index, compiled modules).
+    /// A node uses `<node data dir>/wasm` ([`WasmRuntimeConfig::for_node`]).
     pub data_dir: PathBuf,
     /// How instances get their memories, tables and stacks.
     pub allocation: Allocation,
@@ -47,6 +48,23 @@ impl WasmRuntimeConfig {
             log_queue_chunks: 64,
         }
     }
+
+    /// Defaults for the node whose data directory (`--data-dir` of `wasmkube server` and
+    /// `agent`) is `node_data_dir`: the runtime's state goes to `<node_data_dir>/wasm`.
+    pub fn for_node(node_data_dir: &Path) -> Self {
+        Self::new(node_data_dir.join("wasm"))
+    }
+
+    /// Where the image store lives: `<data_dir>/images`.
+    pub fn image_store_dir(&self) -> PathBuf {
+        self.data_dir.join("images")
+    }
+}
+
+/// The image store of the node whose data directory is `node_data_dir`
+/// (`<node_data_dir>/wasm/images`): where `wasmkube image` finds the images the node runs.
+pub fn image_store_dir(node_data_dir: &Path) -> PathBuf {
+    WasmRuntimeConfig::for_node(node_data_dir).image_store_dir()
 }
 
 /// The instance allocation strategy.

@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use wasmkube_kubelet::runtime::{Container, ExitStatus, Mount, Usage};
+use wasmkube_kubelet::runtime::{Container, ExecOutput, ExitStatus, Mount, RuntimeError, Usage};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use crate::exec::ExecContext;
 use crate::guest::{Interrupt, OutboundPolicy, UsageCounters, find_interrupt};
 
 /// Exit code Kubernetes reports for a container killed by SIGKILL (128 + 9), used for
@@ -61,6 +62,8 @@ pub struct WasmContainer {
     control: Arc<Control>,
     usage: Arc<UsageCounters>,
     stop_mode: StopMode,
+    /// Present when the image can run as a command (see [`ExecContext::supported`]).
+    exec: Option<Arc<ExecContext>>,
 }
 
 impl WasmContainer {
@@ -78,7 +81,16 @@ impl WasmContainer {
             control,
             usage,
             stop_mode,
+            exec: None,
         }
+    }
+
+    /// Lets `exec` run commands from this container's image, if it can run as a command.
+    pub(crate) fn with_exec(mut self, ctx: ExecContext) -> WasmContainer {
+        if ExecContext::supported(&ctx.prepared) {
+            self.exec = Some(Arc::new(ctx));
+        }
+        self
     }
 
     /// The exit status if the container has ended.
@@ -141,6 +153,25 @@ impl Container for WasmContainer {
                 }
             }
             self.wait_exit().await
+        })
+    }
+
+    fn exec(
+        &self,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<ExecOutput, RuntimeError>> {
+        Box::pin(async move {
+            let Some(ctx) = &self.exec else {
+                return Err(RuntimeError::Unsupported("exec"));
+            };
+            if self.status().is_some() {
+                // As with a process container: there is nothing left to exec into.
+                return Err(RuntimeError::Io(std::io::Error::other(
+                    "the container is not running",
+                )));
+            }
+            crate::exec::exec(ctx, &self.control, &self.usage, command, timeout).await
         })
     }
 
@@ -280,6 +311,7 @@ fn truncate(mut s: String, max: usize) -> String {
 
 /// What every instance of a container gets: its argv, env, mounts and limits, resolved from
 /// the `ContainerConfig` once.
+#[derive(Clone)]
 pub(crate) struct GuestSpec {
     pub(crate) argv: Vec<String>,
     pub(crate) env: Vec<(String, String)>,

@@ -6,18 +6,29 @@
 //! ```text
 //! blobs/sha256/<hex>                the module bytes (binary Wasm; .wat is compiled on import)
 //! index.json                        {"version":1,"images":{"name:tag":{...}}}
+//! index.lock                        empty; writers hold an exclusive flock on it
 //! compiled/<engine-hash>/<hex>.cwasm  compiled artifacts (see the compile module)
 //! ```
 //!
 //! Every write goes to a temporary file first and is renamed into place, so a crash never
 //! leaves a torn blob or index behind.
+//!
+//! Several processes share one store: the node's runtime and `wasmkube image import/rm`,
+//! which runs beside it. Writers serialize on an advisory lock (`flock`) of `index.lock`
+//! and do their read-modify-write of `index.json` under it, so no update is lost. Readers
+//! take no lock (a rename-replaced file is always whole): each lookup `stat`s `index.json`
+//! and re-reads it only when its identity (device, inode, length, mtime) changed, so a
+//! running node sees images imported or removed by another process at the cost of one
+//! `stat` per lookup.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
+use std::fs::TryLockError;
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -54,7 +65,13 @@ pub enum ImageError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("timed out after {waited:?} waiting for the image store lock {path}")]
+    LockTimeout { path: PathBuf, waited: Duration },
 }
+
+/// How long a writer waits for another process's write to finish. Writes take milliseconds
+/// (one blob and one small index, fsynced); this only bounds a wedged peer.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
     move |source| ImageError::Io {
@@ -186,37 +203,60 @@ pub fn normalize_name(reference: &str) -> Result<String, ImageError> {
     }
 }
 
-/// The node-local image store. Cheap to share by reference; all methods are thread-safe.
+/// Identity of `index.json` as last read. Writers replace the file by rename, which gives it a
+/// new inode; length and the nanosecond mtime catch an inode number being reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        }
+    }
+}
+
+/// The in-memory copy of `index.json` and the identity of the file it was read from
+/// (`None`: there was no file).
+#[derive(Debug)]
+struct Cached {
+    index: IndexFile,
+    stamp: Option<Stamp>,
+}
+
+/// The node-local image store. Cheap to share by reference; all methods are thread-safe, and
+/// several processes may open the same root (see the module docs).
 #[derive(Debug)]
 pub struct ImageStore {
     root: PathBuf,
-    /// The in-memory copy of `index.json`; the lock also serializes index writes.
-    index: Mutex<IndexFile>,
+    /// The index as last read or written.
+    cached: Mutex<Cached>,
+}
+
+/// An exclusive `flock` on `index.lock`, released when the file is closed (dropped).
+struct WriteLock {
+    _file: std::fs::File,
 }
 
 impl ImageStore {
-    /// Opens (creating if needed) the store rooted at `root` (normally `<data_dir>/images`).
+    /// Opens (creating if needed) the store rooted at `root`: for a node,
+    /// [`image_store_dir`](crate::image_store_dir) of its data directory.
     pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore, ImageError> {
         let root = root.into();
         let blobs = root.join("blobs").join("sha256");
         std::fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
-        let index_path = root.join("index.json");
-        let index = match std::fs::read(&index_path) {
-            Ok(bytes) => serde_json::from_slice::<IndexFile>(&bytes).map_err(|source| {
-                ImageError::CorruptIndex {
-                    path: index_path.clone(),
-                    source,
-                }
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => IndexFile {
-                version: INDEX_VERSION,
-                ..Default::default()
-            },
-            Err(e) => return Err(io_err(&index_path)(e)),
-        };
+        let (index, stamp) = read_index(&root.join("index.json"))?;
         Ok(ImageStore {
             root,
-            index: Mutex::new(index),
+            cached: Mutex::new(Cached { index, stamp }),
         })
     }
 
@@ -271,10 +311,6 @@ impl ImageStore {
     ) -> Result<Digest, ImageError> {
         let name = normalize_name(name)?;
         let digest = Digest::of(bytes);
-        let path = self.blob_path(&digest);
-        if !path.is_file() {
-            write_atomic(&path, bytes)?;
-        }
         let info = ImageInfo {
             name: name.clone(),
             digest: digest.clone(),
@@ -285,22 +321,22 @@ impl ImageStore {
                 .unwrap_or(0),
             source: source.to_string(),
         };
-        let mut index = self.lock();
-        let previous = index.images.insert(name.clone(), info);
-        if let Err(e) = self.persist(&index) {
-            // Keep memory and disk in agreement.
-            match previous {
-                Some(p) => index.images.insert(name, p),
-                None => index.images.remove(&name),
-            };
-            return Err(e);
-        }
+        let path = self.blob_path(&digest);
+        self.write(|index| {
+            // Under the lock: a concurrent `remove` of the last tag of this digest deletes the
+            // blob under the same lock, so it is either still there or written again here.
+            if !path.is_file() {
+                write_atomic(&path, bytes)?;
+            }
+            index.images.insert(name, info);
+            Ok(((), None))
+        })?;
         Ok(digest)
     }
 
     /// Every tagged image, sorted by name.
     pub fn list(&self) -> Vec<ImageInfo> {
-        self.lock().images.values().cloned().collect()
+        self.current().index.images.values().cloned().collect()
     }
 
     /// Looks up `reference`: `name:tag`, bare `name` (as `name:latest`), `name@sha256:...`
@@ -311,7 +347,7 @@ impl ImageStore {
             return self.by_digest(&digest, reference);
         }
         let name = normalize_name(reference).ok()?;
-        if let Some(info) = self.lock().images.get(&name) {
+        if let Some(info) = self.current().index.images.get(&name) {
             return Some(info.clone());
         }
         // `name@sha256:...`: content-addressed, so any blob with that digest will do.
@@ -320,11 +356,11 @@ impl ImageStore {
     }
 
     fn by_digest(&self, digest: &Digest, name: &str) -> Option<ImageInfo> {
-        let index = self.lock();
-        if let Some(info) = index.images.values().find(|i| &i.digest == digest) {
+        let cached = self.current();
+        if let Some(info) = cached.index.images.values().find(|i| &i.digest == digest) {
             return Some(info.clone());
         }
-        drop(index);
+        drop(cached);
         let size = std::fs::metadata(self.blob_path(digest)).ok()?.len();
         Some(ImageInfo {
             name: name.to_string(),
@@ -339,30 +375,15 @@ impl ImageStore {
     /// to them. Returns what was removed.
     pub fn remove(&self, name: &str) -> Result<ImageInfo, ImageError> {
         let key = normalize_name(name)?;
-        let mut index = self.lock();
-        let info = index
-            .images
-            .remove(&key)
-            .ok_or_else(|| ImageError::NotFound(name.to_string()))?;
-        if let Err(e) = self.persist(&index) {
-            index.images.insert(key, info);
-            return Err(e);
-        }
-        let still_used = index.images.values().any(|i| i.digest == info.digest);
-        drop(index);
-        if !still_used {
-            // Best effort: a running container keeps its open mapping; a leftover file only
-            // costs disk space.
-            let _ = std::fs::remove_file(self.blob_path(&info.digest));
-            if let Ok(dirs) = std::fs::read_dir(self.root.join("compiled")) {
-                for dir in dirs.flatten() {
-                    let _ = std::fs::remove_file(
-                        dir.path().join(format!("{}.cwasm", info.digest.hex())),
-                    );
-                }
-            }
-        }
-        Ok(info)
+        self.write(|index| {
+            let info = index
+                .images
+                .remove(&key)
+                .ok_or_else(|| ImageError::NotFound(name.to_string()))?;
+            let still_used = index.images.values().any(|i| i.digest == info.digest);
+            let unused = (!still_used).then(|| info.digest.clone());
+            Ok((info, unused))
+        })
     }
 
     /// Reads the blob of `digest`.
@@ -371,14 +392,105 @@ impl ImageStore {
         std::fs::read(&path).map_err(io_err(&path))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, IndexFile> {
-        // A panic while holding the lock can only come from a bug in this file; the index
-        // itself stays consistent (every mutation is a single map operation), so recover.
-        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
+        // A panic while holding the lock can only come from a bug in this file; the cache
+        // is replaced whole after a successful write, so it stays consistent: recover.
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached index, re-read first if another process (or store) replaced the file.
+    fn current(&self) -> std::sync::MutexGuard<'_, Cached> {
+        let mut cached = self.lock();
+        let path = self.index_path();
+        let stamp = std::fs::metadata(&path).ok().map(|m| Stamp::of(&m));
+        if stamp != cached.stamp {
+            match read_index(&path) {
+                Ok((index, stamp)) => *cached = Cached { index, stamp },
+                Err(e) => {
+                    // Keep serving the last good index rather than losing every image; the
+                    // next write (which re-reads strictly) reports the problem. Remember the
+                    // stamp so the warning is not repeated on every lookup.
+                    tracing::warn!(error = %error_chain(&e), "ignoring an unreadable image index");
+                    cached.stamp = stamp;
+                }
+            }
+        }
+        cached
+    }
+
+    /// Runs a read-modify-write of the index under the cross-process file lock: `f` sees the
+    /// index as on disk now, and what it leaves is persisted. A blob `f` returns as no longer
+    /// tagged is deleted under the same lock. The cache mutex is taken only to install the
+    /// result, so lookups never wait for another process's write or for a blob's fsync.
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&mut IndexFile) -> Result<(R, Option<Digest>), ImageError>,
+    ) -> Result<R, ImageError> {
+        // Threads of this process take the file lock through their own open file each, so
+        // it serializes them as it does processes.
+        let _file_lock = self.file_lock()?;
+        let path = self.index_path();
+        // Strict here: a corrupt index must be reported, not overwritten with a partial one.
+        let (mut index, _) = read_index(&path)?;
+        let (result, unused) = f(&mut index)?;
+        self.persist(&index)?;
+        let stamp = std::fs::metadata(&path).ok().map(|m| Stamp::of(&m));
+        if let Some(digest) = unused {
+            self.remove_blob(&digest);
+        }
+        // Still under the file lock, so no newer write can be overtaken.
+        *self.lock() = Cached { index, stamp };
+        Ok(result)
+    }
+
+    /// Deletes a blob no tag refers to, with its compiled artifacts. Best effort: a running
+    /// container keeps its open mapping; a leftover file only costs disk space.
+    fn remove_blob(&self, digest: &Digest) {
+        let _ = std::fs::remove_file(self.blob_path(digest));
+        if let Ok(dirs) = std::fs::read_dir(self.root.join("compiled")) {
+            for dir in dirs.flatten() {
+                let _ = std::fs::remove_file(dir.path().join(format!("{}.cwasm", digest.hex())));
+            }
+        }
+    }
+
+    /// Takes the exclusive advisory lock every writer of this root holds, waiting at most
+    /// [`LOCK_TIMEOUT`]. `flock` locks belong to the open file, so two stores in one process
+    /// exclude each other as two processes do.
+    fn file_lock(&self) -> Result<WriteLock, ImageError> {
+        let path = self.root.join("index.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(WriteLock { _file: file }),
+                Err(TryLockError::WouldBlock) if start.elapsed() < LOCK_TIMEOUT => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(ImageError::LockTimeout {
+                        path,
+                        waited: start.elapsed(),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(io_err(&path)(e)),
+            }
+        }
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
     }
 
     fn persist(&self, index: &IndexFile) -> Result<(), ImageError> {
-        let path = self.root.join("index.json");
+        let path = self.index_path();
         let bytes = serde_json::to_vec_pretty(&IndexFile {
             version: INDEX_VERSION,
             images: index.images.clone(),
@@ -389,6 +501,45 @@ impl ImageStore {
         })?;
         write_atomic(&path, &bytes)
     }
+}
+
+/// Reads `index.json` and the identity of the file read (from the open file, so the two
+/// always match even when a writer replaces it meanwhile). A missing file is an empty index.
+fn read_index(path: &Path) -> Result<(IndexFile, Option<Stamp>), ImageError> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((
+                IndexFile {
+                    version: INDEX_VERSION,
+                    ..Default::default()
+                },
+                None,
+            ));
+        }
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let meta = file.metadata().map_err(io_err(path))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(io_err(path))?;
+    let index =
+        serde_json::from_slice::<IndexFile>(&bytes).map_err(|source| ImageError::CorruptIndex {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok((index, Some(Stamp::of(&meta))))
+}
+
+/// `error: cause: cause` on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(c) = source {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        source = c.source();
+    }
+    s
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, fsynced and

@@ -7,7 +7,9 @@
 //!
 //! - **Commands** (a WASI preview1 core module exporting `_start`, or a WASI 0.2 component
 //!   exporting `wasi:cli/run`) run like processes: argv is `command + args`, stdout/stderr go
-//!   line by line to the container's CRI log file, the exit code is the container's.
+//!   line by line to the container's CRI log file, the exit code is the container's (a
+//!   component keeps any code it passes to `wasi:cli/exit.exit-with-code`; one built with the
+//!   preview1 adapter exits 0 or 1, since the adapter maps `proc_exit(n)` to `exit(ok|err)`).
 //! - **HTTP** containers (the container declares ports): a `wasi:http/proxy` component is served
 //!   with wasmtime-wasi-http, a preview1 core module is served WAGI-style (CGI environment,
 //!   request body on stdin, CGI response on stdout). Every request gets a fresh instance from an
@@ -22,9 +24,12 @@
 //! # Layout
 //! - [`config`]: [`WasmRuntimeConfig`] and the pooling-allocator sizes ([`PoolConfig`]).
 //! - `engine`: builds the `Engine` and owns the epoch ticker thread.
-//! - [`images`]: the node-local [`ImageStore`] (content-addressed blobs + a `name:tag` index).
+//! - [`images`]: the node-local [`ImageStore`] (content-addressed blobs + a `name:tag` index),
+//!   shared with `wasmkube image` in another process (flock-serialized writers, readers that
+//!   re-read the index when the file changes).
 //! - [`oci`]: image references, the OCI manifest/media-type rules for Wasm artifacts, and the
-//!   registry v2 client (token and basic auth) used by `pull`.
+//!   registry v2 client (token and basic auth) used by `pull` and by [`oci::push_wasm`] /
+//!   [`oci::push_image`] (CNCF Wasm OCI artifacts).
 //! - `compile`: the compiled-module cache, on disk (`Module::serialize` keyed by digest and the
 //!   engine's compatibility hash) and in memory (`InstancePre`/`CommandPre`/`ProxyPre` by digest).
 //! - `guest`: per-store state: WASI contexts, the memory limiter, the CPU budget and the
@@ -35,6 +40,8 @@
 //! - `http`: the per-port listener, connection handling and graceful shutdown; `wagi` and
 //!   `proxy` handle one request each.
 //! - `container`: [`WasmContainer`], the `Container` handed to the kubelet.
+//! - `exec`: `Container::exec`, a fresh instance of the container's image run as a command
+//!   with captured, bounded output and a timeout (exec probes, `kubectl exec`).
 //! - `runtime`: [`WasmRuntime`], the `Runtime` implementation tying it together.
 
 pub mod config;
@@ -45,6 +52,7 @@ mod command;
 mod compile;
 mod container;
 mod engine;
+mod exec;
 mod guest;
 mod http;
 mod logs;
@@ -52,7 +60,7 @@ mod proxy;
 mod runtime;
 mod wagi;
 
-pub use config::{Allocation, PoolConfig, WasmRuntimeConfig};
+pub use config::{Allocation, PoolConfig, WasmRuntimeConfig, image_store_dir};
 pub use container::WasmContainer;
 pub use images::{Digest, ImageError, ImageInfo, ImageStore};
 pub use runtime::{RuntimeStats, WasmRuntime};

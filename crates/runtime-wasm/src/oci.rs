@@ -1,5 +1,7 @@
 //! Wasm images in OCI registries: references, the manifest rules of the CNCF Wasm OCI artifact
-//! format, and a small registry v2 client.
+//! format, and a small registry v2 client that pulls (for the runtime) and pushes
+//! ([`push_wasm`], [`push_image`]: monolithic blob uploads, skipped when a HEAD finds the
+//! blob, then the manifest PUT), answering basic and bearer-token challenges.
 //!
 //! A Wasm artifact is an image manifest whose config has media type
 //! [`WASM_CONFIG_MEDIA_TYPE`] and whose single layer is the module or component, with one of
@@ -10,10 +12,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::Deserialize;
-use wasmkube_kubelet::runtime::RegistryAuth;
+/// Registry credentials, as the kubelet resolves them from `imagePullSecrets`.
+pub use wasmkube_kubelet::runtime::RegistryAuth;
 
-use crate::images::{Digest, WASM_MAGIC};
+use crate::images::{Digest, ImageStore, WASM_MAGIC, WasmKind, wasm_kind};
 
 /// The config media type of a CNCF Wasm OCI artifact.
 pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
@@ -26,7 +30,11 @@ pub const WASM_LAYER_MEDIA_TYPES: [&str; 3] = [
     "application/vnd.module.wasm.content.layer.v1+wasm",
 ];
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The layer media type [`push_wasm`] writes (the CNCF Wasm OCI artifact's).
+pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
+
+/// The OCI image manifest media type (what [`push_wasm`] writes).
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -52,8 +60,14 @@ pub enum OciError {
     },
     #[error("registry answered {status} for {url}")]
     Status { url: String, status: u16 },
-    #[error("registry {registry} requires credentials")]
+    #[error("registry {registry} requires credentials (401 Unauthorized)")]
     Unauthorized { registry: String },
+    #[error("registry {registry} refused the credentials for user {username:?} ({status})")]
+    Denied {
+        registry: String,
+        username: String,
+        status: u16,
+    },
     #[error("registry token response is invalid")]
     Token(#[source] serde_json::Error),
     #[error("blob {digest} is larger than the limit of {limit} bytes")]
@@ -62,6 +76,12 @@ pub enum OciError {
     DigestMismatch { expected: String, actual: String },
     #[error("building the http client")]
     Client(#[source] reqwest::Error),
+    #[error("registry protocol error: {0}")]
+    Protocol(String),
+    #[error("cannot push a reference with a digest ({0}); name a tag")]
+    PushByDigest(String),
+    #[error("reading the local image")]
+    LocalImage(#[source] crate::images::ImageError),
 }
 
 /// A parsed image reference: `[registry/]repository[:tag][@digest]`.
@@ -286,8 +306,30 @@ pub(crate) struct PulledBlob {
 pub(crate) struct RegistryClient {
     http: reqwest::Client,
     insecure: Vec<String>,
-    /// Bearer tokens by (registry, repository), reused until the registry rejects one.
-    tokens: Mutex<HashMap<(String, String), String>>,
+    /// How to authenticate to a (registry, repository), learned from its last challenge and
+    /// reused until the registry rejects it.
+    /// Keyed by (registry, repository, username): a token fetched with one pod's pull
+    /// secret must not let a pod without it read a private repository.
+    auth_cache: Mutex<HashMap<AuthKey, CachedAuth>>,
+}
+
+/// (registry, repository, username).
+type AuthKey = (String, String, Option<String>);
+
+#[derive(Debug, Clone)]
+enum CachedAuth {
+    Bearer(String),
+    /// The registry asked for basic auth: send the credentials up front.
+    Basic,
+}
+
+/// One registry request, re-sendable after an auth challenge.
+struct Request<'a> {
+    method: reqwest::Method,
+    url: &'a str,
+    accept: Option<&'a str>,
+    content_type: Option<&'a str>,
+    body: Option<bytes::Bytes>,
 }
 
 #[derive(Deserialize)]
@@ -393,7 +435,7 @@ impl RegistryClient {
         Ok(RegistryClient {
             http,
             insecure,
-            tokens: Mutex::new(HashMap::new()),
+            auth_cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -417,30 +459,70 @@ impl RegistryClient {
         accept: Option<&str>,
         auth: Option<&RegistryAuth>,
     ) -> Result<reqwest::Response, OciError> {
-        let key = (r.registry.clone(), r.repository.clone());
+        let req = Request {
+            method: reqwest::Method::GET,
+            url,
+            accept,
+            content_type: None,
+            body: None,
+        };
+        self.send(r, req, auth).await
+    }
+
+    /// Sends one request, answering an auth challenge once: credentials learned for the
+    /// repository (a bearer token, or that the registry takes basic auth) are sent up front
+    /// afterwards, so an upload's body normally goes over the wire once. Non-2xx answers
+    /// become [`OciError::Status`], 401/403 after authenticating [`OciError::Unauthorized`].
+    async fn send(
+        &self,
+        r: &Reference,
+        req: Request<'_>,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<reqwest::Response, OciError> {
+        let key = (
+            r.registry.clone(),
+            r.repository.clone(),
+            auth.map(|a| a.username.clone()),
+        );
         let cached = self
-            .tokens
+            .auth_cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
             .cloned();
-        let send = |bearer: Option<&str>, basic: bool| {
-            let mut req = self.http.get(url);
-            if let Some(a) = accept {
-                req = req.header(reqwest::header::ACCEPT, a);
+        let url = req.url;
+        let send = |with: Option<&CachedAuth>| {
+            let mut b = self.http.request(req.method.clone(), url);
+            if let Some(a) = req.accept {
+                b = b.header(reqwest::header::ACCEPT, a);
             }
-            if let Some(t) = bearer {
-                req = req.bearer_auth(t);
-            } else if basic && let Some(a) = auth {
-                req = req.basic_auth(&a.username, Some(&a.password));
+            if let Some(c) = req.content_type {
+                b = b.header(reqwest::header::CONTENT_TYPE, c);
             }
-            req.send()
+            match (with, auth) {
+                (Some(CachedAuth::Bearer(t)), _) => b = b.bearer_auth(t),
+                (Some(CachedAuth::Basic), Some(a)) => {
+                    b = b.basic_auth(&a.username, Some(&a.password))
+                }
+                _ => {}
+            }
+            // `Bytes` clones share the buffer: a retried upload does not copy it.
+            match &req.body {
+                Some(body) => b.body(body.clone()),
+                None if req.method == reqwest::Method::POST
+                    || req.method == reqwest::Method::PUT =>
+                {
+                    b.header(reqwest::header::CONTENT_LENGTH, "0")
+                }
+                None => b,
+            }
+            .send()
         };
         let http_err = |source| OciError::Http {
             url: url.to_string(),
             source,
         };
-        let resp = send(cached.as_deref(), false).await.map_err(http_err)?;
+        let resp = send(cached.as_ref()).await.map_err(http_err)?;
         if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
             return check_status(resp, url);
         }
@@ -449,14 +531,14 @@ impl RegistryClient {
             .get(reqwest::header::WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_challenge);
-        let resp = match challenge {
+        let learned = match challenge {
             Some(Challenge::Basic) => {
                 if auth.is_none() {
                     return Err(OciError::Unauthorized {
                         registry: r.registry.clone(),
                     });
                 }
-                send(None, true).await.map_err(http_err)?
+                CachedAuth::Basic
             }
             Some(Challenge::Bearer {
                 realm,
@@ -464,37 +546,10 @@ impl RegistryClient {
                 scope,
             }) => {
                 let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", r.repository));
-                let mut req = self.http.get(&realm).query(&[("scope", scope.as_str())]);
-                if let Some(s) = &service {
-                    req = req.query(&[("service", s.as_str())]);
-                }
-                if let Some(a) = auth {
-                    req = req.basic_auth(&a.username, Some(&a.password));
-                }
-                let token_resp = req.send().await.map_err(|source| OciError::Http {
-                    url: realm.clone(),
-                    source,
-                })?;
-                let token_resp = check_status(token_resp, &realm).map_err(|e| match e {
-                    OciError::Status {
-                        status: 401 | 403, ..
-                    } => OciError::Unauthorized {
-                        registry: r.registry.clone(),
-                    },
-                    e => e,
-                })?;
-                let body = token_resp.bytes().await.map_err(|source| OciError::Http {
-                    url: realm.clone(),
-                    source,
-                })?;
-                let parsed: TokenResponse =
-                    serde_json::from_slice(&body).map_err(OciError::Token)?;
-                let token = parsed.token.or(parsed.access_token).unwrap_or_default();
-                self.tokens
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, token.clone());
-                send(Some(&token), false).await.map_err(http_err)?
+                CachedAuth::Bearer(
+                    self.token(r, &realm, service.as_deref(), &scope, auth)
+                        .await?,
+                )
             }
             None => {
                 return Err(OciError::Unauthorized {
@@ -502,14 +557,49 @@ impl RegistryClient {
                 });
             }
         };
+        self.auth_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, learned.clone());
+        let resp = send(Some(&learned)).await.map_err(http_err)?;
         if resp.status() == reqwest::StatusCode::UNAUTHORIZED
             || resp.status() == reqwest::StatusCode::FORBIDDEN
         {
-            return Err(OciError::Unauthorized {
-                registry: r.registry.clone(),
-            });
+            return Err(denied(r, auth, resp.status().as_u16()));
         }
         check_status(resp, url)
+    }
+
+    /// Fetches a bearer token for `scope` from the registry's token service.
+    async fn token(
+        &self,
+        r: &Reference,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<String, OciError> {
+        let mut req = self.http.get(realm).query(&[("scope", scope)]);
+        if let Some(s) = service {
+            req = req.query(&[("service", s)]);
+        }
+        if let Some(a) = auth {
+            req = req.basic_auth(&a.username, Some(&a.password));
+        }
+        let token_resp = req.send().await.map_err(|source| OciError::Http {
+            url: realm.to_string(),
+            source,
+        })?;
+        let token_resp = check_status(token_resp, realm).map_err(|e| match e {
+            OciError::Status {
+                status: status @ (401 | 403),
+                ..
+            } => denied(r, auth, status),
+            e => e,
+        })?;
+        let body = read_limited(token_resp, realm, 1 << 20).await?;
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(OciError::Token)?;
+        Ok(parsed.token.or(parsed.access_token).unwrap_or_default())
     }
 
     /// Resolves `r` to an image manifest, following one level of index.
@@ -579,6 +669,250 @@ impl RegistryClient {
     ) -> Result<bool, OciError> {
         let manifest = self.manifest(r, auth).await?;
         Ok(wasm_layer(&manifest).is_ok())
+    }
+}
+
+impl RegistryClient {
+    /// Whether `r`'s repository already holds blob `digest`.
+    async fn has_blob(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<bool, OciError> {
+        let url = format!("{}/blobs/{digest}", self.base(r));
+        let req = Request {
+            method: reqwest::Method::HEAD,
+            url: &url,
+            accept: None,
+            content_type: None,
+            body: None,
+        };
+        match self.send(r, req, auth).await {
+            Ok(_) => Ok(true),
+            Err(OciError::Status { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Uploads a blob unless the repository has it: a monolithic upload (POST opens an
+    /// upload session, one PUT sends the bytes and the digest the registry verifies).
+    /// Returns whether it was uploaded.
+    async fn upload_blob(
+        &self,
+        r: &Reference,
+        bytes: Bytes,
+        digest: &Digest,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<bool, OciError> {
+        if self.has_blob(r, digest, auth).await? {
+            return Ok(false);
+        }
+        let start = format!("{}/blobs/uploads/", self.base(r));
+        let req = Request {
+            method: reqwest::Method::POST,
+            url: &start,
+            accept: None,
+            content_type: None,
+            body: None,
+        };
+        let resp = self.send(r, req, auth).await?;
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                OciError::Protocol(format!("no Location in the answer to POST {start}"))
+            })?;
+        // The location may be relative and usually carries state in its query already.
+        let mut put = reqwest::Url::parse(&start)
+            .and_then(|base| base.join(location))
+            .map_err(|e| OciError::Protocol(format!("bad upload location {location:?}: {e}")))?;
+        put.query_pairs_mut().append_pair("digest", digest.as_str());
+        let put = put.to_string();
+        let req = Request {
+            method: reqwest::Method::PUT,
+            url: &put,
+            accept: None,
+            content_type: Some("application/octet-stream"),
+            body: Some(bytes),
+        };
+        self.send(r, req, auth).await?;
+        Ok(true)
+    }
+
+    /// Uploads `artifact`'s blobs (skipping those present) and tags its manifest as
+    /// `r`'s tag.
+    pub(crate) async fn push(
+        &self,
+        r: &Reference,
+        artifact: Artifact,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<PushedImage, OciError> {
+        let tag = match (&r.digest, &r.tag) {
+            (Some(d), _) => return Err(OciError::PushByDigest(format!("{}@{d}", r.name()))),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        };
+        let config_digest = Digest::of(&artifact.config);
+        let mut uploaded = 0;
+        let mut layers = Vec::new();
+        let mut layer_digests = Vec::new();
+        for (media_type, bytes) in artifact.layers {
+            let digest = Digest::of(&bytes);
+            let size = bytes.len() as u64;
+            if self.upload_blob(r, bytes, &digest, auth).await? {
+                uploaded += 1;
+            }
+            layers.push(serde_json::json!({
+                "mediaType": media_type,
+                "digest": digest.as_str(),
+                "size": size,
+            }));
+            layer_digests.push(digest);
+        }
+        let config_size = artifact.config.len() as u64;
+        if self
+            .upload_blob(r, artifact.config, &config_digest, auth)
+            .await?
+        {
+            uploaded += 1;
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": artifact.config_media_type,
+                "digest": config_digest.as_str(),
+                "size": config_size,
+            },
+            "layers": layers,
+        });
+        let manifest = Bytes::from(manifest.to_string());
+        let manifest_digest = Digest::of(&manifest);
+        let url = format!("{}/manifests/{tag}", self.base(r));
+        let req = Request {
+            method: reqwest::Method::PUT,
+            url: &url,
+            accept: None,
+            content_type: Some(OCI_MANIFEST),
+            body: Some(manifest),
+        };
+        self.send(r, req, auth).await?;
+        Ok(PushedImage {
+            reference: format!("{}:{tag}", r.name()),
+            manifest_digest,
+            config_digest,
+            layer_digests,
+            uploaded_blobs: uploaded,
+        })
+    }
+}
+
+/// An artifact to push: a config blob and layers, each with its media type.
+pub(crate) struct Artifact {
+    pub(crate) config_media_type: String,
+    pub(crate) config: Bytes,
+    pub(crate) layers: Vec<(String, Bytes)>,
+}
+
+/// How [`push_wasm`] and [`push_image`] reach the registry.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Credentials, for basic auth or to obtain a bearer token.
+    pub auth: Option<RegistryAuth>,
+    /// Speak plain HTTP to the registry. Loopback registries always are.
+    pub insecure: bool,
+    /// Timeout of one registry round trip.
+    pub timeout: Duration,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            auth: None,
+            insecure: false,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a push left in the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedImage {
+    /// `registry/repository:tag`.
+    pub reference: String,
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
+    pub layer_digests: Vec<Digest>,
+    /// How many blobs were uploaded; the others were already in the repository.
+    pub uploaded_blobs: usize,
+}
+
+/// Pushes a Wasm module or component to `target` (`registry/repository[:tag]`) as a CNCF
+/// Wasm OCI artifact: config [`WASM_CONFIG_MEDIA_TYPE`], one [`WASM_LAYER_MEDIA_TYPE`]
+/// layer. The config carries no timestamp, so pushing the same bytes twice yields the same
+/// manifest digest.
+pub async fn push_wasm(
+    wasm: impl Into<Bytes>,
+    target: &str,
+    opts: &PushOptions,
+) -> Result<PushedImage, OciError> {
+    let wasm: Bytes = wasm.into();
+    let os = match wasm_kind(&wasm, target) {
+        Ok(WasmKind::Module) => "wasip1",
+        Ok(WasmKind::Component) => "wasip2",
+        Err(e) => return Err(OciError::NotWasm(e.to_string())),
+    };
+    let r = Reference::parse(target)?;
+    let config = serde_json::json!({
+        "architecture": "wasm",
+        "os": os,
+        "layerDigests": [Digest::of(&wasm).as_str()],
+    });
+    let artifact = Artifact {
+        config_media_type: WASM_CONFIG_MEDIA_TYPE.to_string(),
+        config: Bytes::from(config.to_string()),
+        layers: vec![(WASM_LAYER_MEDIA_TYPE.to_string(), wasm)],
+    };
+    let insecure = if opts.insecure {
+        vec![r.registry.clone()]
+    } else {
+        Vec::new()
+    };
+    let client = RegistryClient::new(opts.timeout, insecure)?;
+    client.push(&r, artifact, opts.auth.as_ref()).await
+}
+
+/// Pushes the local image `image` (`name[:tag]`, or a digest) of `store` to `target`, as
+/// [`push_wasm`] does.
+pub async fn push_image(
+    store: &ImageStore,
+    image: &str,
+    target: &str,
+    opts: &PushOptions,
+) -> Result<PushedImage, OciError> {
+    let info = store
+        .resolve(image)
+        .ok_or_else(|| OciError::LocalImage(crate::images::ImageError::NotFound(image.into())))?;
+    let path = store.blob_path(&info.digest);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|source| OciError::LocalImage(crate::images::ImageError::Io { path, source }))?;
+    push_wasm(bytes, target, opts).await
+}
+
+/// A 401/403 after authenticating: wrong credentials, or none when the registry needs some.
+fn denied(r: &Reference, auth: Option<&RegistryAuth>, status: u16) -> OciError {
+    match auth {
+        Some(a) => OciError::Denied {
+            registry: r.registry.clone(),
+            username: a.username.clone(),
+            status,
+        },
+        None => OciError::Unauthorized {
+            registry: r.registry.clone(),
+        },
     }
 }
 

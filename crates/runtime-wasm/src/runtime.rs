@@ -17,6 +17,7 @@ use crate::compile::{CompiledCache, Prepared};
 use crate::config::WasmRuntimeConfig;
 use crate::container::{Control, GuestSpec};
 use crate::engine::{EpochTicker, build_engine};
+use crate::exec::ExecContext;
 use crate::guest::{CpuBudget, OutboundPolicy, UsageCounters};
 use crate::http::HttpShared;
 use crate::images::{Digest, ImageInfo, ImageStore};
@@ -24,6 +25,10 @@ use crate::oci::{Reference, RegistryClient, credentials_for};
 
 /// The RuntimeClass handler name this backend serves.
 pub const HANDLER: &str = "wasmtime";
+
+/// The wasmtime release the workspace pins (`=48.0.8` in the root Cargo.toml), reported as
+/// the node's container runtime version; wasmtime exports no version constant of its own.
+const WASMTIME_VERSION: &str = "48.0.8";
 
 /// How long a negative `recognizes` answer for a remote reference is remembered.
 const NEGATIVE_RECOGNITION_TTL: Duration = Duration::from_secs(60);
@@ -62,7 +67,7 @@ impl WasmRuntime {
     /// ticker. Needs no tokio runtime; containers are started on the caller's.
     pub fn new(config: WasmRuntimeConfig) -> Result<WasmRuntime, crate::Error> {
         let engine = build_engine(&config).map_err(crate::Error::Engine)?;
-        let images = ImageStore::open(config.data_dir.join("images"))?;
+        let images = ImageStore::open(config.image_store_dir())?;
         let cache = Arc::new(CompiledCache::new(&engine, images.root())?);
         let registry =
             RegistryClient::new(config.registry_timeout, config.insecure_registries.clone())
@@ -265,6 +270,13 @@ impl WasmRuntime {
             },
         };
         let cfg = &self.inner.config;
+        let exec = ExecContext {
+            engine: self.inner.engine.clone(),
+            prepared: prepared.clone(),
+            spec: spec.clone(),
+            cpu_limit_millis: config.resources.cpu_limit_millis,
+            tick: cfg.epoch_tick,
+        };
         let ports: Vec<u16> = config
             .ports
             .iter()
@@ -284,7 +296,7 @@ impl WasmRuntime {
             let c = crate::command::start(&self.inner.engine, prepared, params)
                 .await
                 .map_err(|e| create_err(e.to_string()))?;
-            return Ok(Box::new(c));
+            return Ok(Box::new(c.with_exec(exec)));
         }
 
         // An HTTP container: decide the shape before binding anything.
@@ -334,9 +346,9 @@ impl WasmRuntime {
                 shared: shared.clone(),
             }),
         };
-        Ok(Box::new(crate::http::serve(
-            listeners, handler, shared, log_writer,
-        )))
+        Ok(Box::new(
+            crate::http::serve(listeners, handler, shared, log_writer).with_exec(exec),
+        ))
     }
 
     async fn recognizes_image(&self, image: &str) -> bool {
@@ -436,6 +448,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 impl Runtime for WasmRuntime {
     fn handler(&self) -> &'static str {
         HANDLER
+    }
+
+    fn version(&self) -> String {
+        WASMTIME_VERSION.to_string()
     }
 
     fn recognizes(&self, image: &str) -> BoxFuture<'_, bool> {

@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wasmkube_kubelet::runtime::{PullPolicy, Runtime};
+use wasmkube_kubelet::runtime::{PullPolicy, Runtime, RuntimeError};
 
 use crate::harness::{free_port, log_lines, module, node, pod, port};
 
 /// Componentizes a preview1 core module with the wasmtime command adapter.
-fn command_component(wat: &str) -> Vec<u8> {
+pub fn command_component(wat: &str) -> Vec<u8> {
     let core = wat::parse_str(wat).expect("wat");
     wit_component::ComponentEncoder::default()
         .module(&core)
@@ -39,8 +39,9 @@ async fn a_wasi_p2_command_component_runs() {
     c.args = vec!["a".into()];
     c.env = vec![("K".into(), "v".into())];
     let s = n.run(c).await;
-    // WASI 0.2's stable `exit` only says ok or error, so the adapter turns proc_exit(4)
-    // into error, which is exit code 1.
+    // The preview1 adapter (wasmtime 48's, like every release so far) implements proc_exit
+    // with `exit(result)`, not `exit-with-code`, so any non-zero code becomes error, which
+    // is exit code 1. Components calling exit-with-code themselves keep theirs (below).
     assert_eq!((s.exit_code, s.reason.as_str()), (1, "Error"), "{s:?}");
     assert_eq!(log_lines(&n.log_path("p2"), "stdout"), vec!["p2", "a"]);
     assert_eq!(log_lines(&n.log_path("p2"), "stderr"), vec!["K=v"]);
@@ -174,6 +175,70 @@ async fn a_wasi_http_proxy_component_serves_requests() {
             assert_eq!(resp.text().await.unwrap(), "hello from a component\n");
         }
     }
+    // A proxy-only component has no command entry point to exec.
+    assert!(matches!(
+        web.exec(vec!["x".into()], Duration::from_secs(1)).await,
+        Err(RuntimeError::Unsupported("exec"))
+    ));
     let s = web.stop(Duration::from_secs(2)).await;
     assert_eq!(s.exit_code, 0, "{s:?}");
+}
+
+/// The part of `wasi:cli` a command that exits with a code needs. The host links the whole
+/// interface; a component may import a subset of it.
+const EXIT_WIT: &str = r#"
+package wasi:cli@0.2.12;
+interface exit {
+  exit: func(status: result);
+  exit-with-code: func(status-code: u8);
+}
+interface run {
+  run: func() -> result;
+}
+world exiter {
+  import exit;
+  export run;
+}
+"#;
+
+/// A command component whose `run` calls `wasi:cli/exit.exit-with-code(code)`.
+fn exit_with_code_component(code: u8) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let pkg = resolve.push_str("exit.wit", EXIT_WIT).expect("wit");
+    let world = resolve.select_world(&[pkg], Some("exiter")).expect("world");
+    let mut core = wat::parse_str(format!(
+        r#"(module
+          (import "wasi:cli/exit@0.2.12" "exit-with-code" (func $exit (param i32)))
+          (func (export "wasi:cli/run@0.2.12#run") (result i32)
+            (call $exit (i32.const {code}))
+            (i32.const 0)))"#
+    ))
+    .expect("wat");
+    wit_component::embed_component_metadata(
+        &mut core,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .expect("embed");
+    wit_component::ComponentEncoder::default()
+        .module(&core)
+        .expect("module")
+        .validate(true)
+        .encode()
+        .expect("encode")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_keeps_its_exit_with_code_status() {
+    let n = node();
+    for code in [3u8, 0, 255] {
+        let name = format!("exit{code}");
+        n.rt.images()
+            .import_bytes(&exit_with_code_component(code), &name, &name)
+            .expect("import");
+        let img = n.rt.pull(&name, PullPolicy::Never, &[]).await.unwrap();
+        let s = n.run(n.container(&name, img)).await;
+        assert_eq!(s.exit_code, i32::from(code), "{s:?}");
+    }
 }

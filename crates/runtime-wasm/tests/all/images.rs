@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use wasmkube_kubelet::runtime::{PullPolicy, Runtime, RuntimeError};
-use wasmkube_runtime_wasm::WasmRuntime;
+use wasmkube_runtime_wasm::{ImageStore, WasmRuntime};
 
 use crate::harness::{config, module, node};
 
@@ -128,4 +128,72 @@ async fn bench_cached_command_start() {
         p50.as_secs_f64() / raw.as_secs_f64()
     );
     assert_eq!(n.rt.stats().compilations, 1);
+}
+
+/// A distinct small module per `i`.
+fn numbered(i: usize) -> Vec<u8> {
+    wat::parse_str(format!("(module (func (export \"f{i}\")))")).unwrap()
+}
+
+#[test]
+fn two_stores_on_one_directory_see_each_others_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = wasmkube_runtime_wasm::image_store_dir(dir.path());
+    assert!(root.ends_with("wasm/images"), "{}", root.display());
+    // As the node and `wasmkube image` each open the store.
+    let a = ImageStore::open(&root).unwrap();
+    let b = ImageStore::open(&root).unwrap();
+
+    let d = a.import_bytes(&numbered(0), "one:v1", "one").unwrap();
+    assert_eq!(b.resolve("one:v1").unwrap().digest, d);
+    // Rewriting a tag is seen too, even within the same second and with the same length.
+    let d2 = b.import_bytes(&numbered(1), "one:v1", "one").unwrap();
+    assert_eq!(a.resolve("one:v1").unwrap().digest, d2);
+    b.remove("one:v1").unwrap();
+    assert!(a.resolve("one:v1").is_none());
+    assert!(a.list().is_empty());
+    assert!(a.remove("one:v1").is_err());
+
+    // Concurrent writers through both stores lose no update.
+    std::thread::scope(|s| {
+        for (t, store) in [&a, &b].into_iter().enumerate() {
+            s.spawn(move || {
+                for i in 0..20 {
+                    store
+                        .import_bytes(&numbered(100 * t + i), &format!("img{t}-{i}"), "x")
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(a.list().len(), 40);
+    assert_eq!(b.list().len(), 40);
+    assert_eq!(ImageStore::open(&root).unwrap().list(), a.list());
+
+    // A blob tagged twice stays until its last tag goes, whichever store removes it.
+    let shared = a.import_bytes(&numbered(999), "s1", "x").unwrap();
+    b.import_bytes(&numbered(999), "s2", "x").unwrap();
+    a.remove("s1").unwrap();
+    assert!(b.has_blob(&shared));
+    b.remove("s2").unwrap();
+    assert!(!a.has_blob(&shared));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_node_sees_images_imported_by_another_process() {
+    let n = node();
+    assert!(matches!(
+        n.rt.pull("late", PullPolicy::Never, &[]).await,
+        Err(RuntimeError::ImageNeverPull { .. })
+    ));
+    // What `wasmkube image import` does from its own process.
+    let cli = ImageStore::open(n.rt.config().image_store_dir()).unwrap();
+    let d = cli
+        .import_bytes(module("", "").as_bytes(), "late", "late.wat")
+        .unwrap();
+    let img = n.rt.pull("late", PullPolicy::Never, &[]).await.unwrap();
+    assert_eq!(img.image_id, format!("late@{d}"));
+    assert_eq!(n.run(n.container("late", img)).await.exit_code, 0);
+    cli.remove("late").unwrap();
+    assert!(n.rt.images().resolve("late").is_none());
 }

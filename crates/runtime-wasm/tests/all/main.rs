@@ -4,8 +4,10 @@
 
 mod commands;
 mod components;
+mod exec;
 mod harness;
 mod http;
 mod images;
 mod limits;
 mod mounts;
+mod registry;
