@@ -7,3 +7,4 @@ mod harness;
 mod kubectl;
 mod node;
 mod python;
+mod registry;

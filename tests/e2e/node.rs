@@ -205,6 +205,17 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: exec-ready}
+spec:
+  runtimeClassName: wasmtime
+  containers:
+  - name: web
+    image: wasmkube.local/examples/hello-http:v1
+    ports: [{containerPort: 8080}]
+    readinessProbe: {exec: {command: [hello-http, probe]}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: not-alive}
 spec:
   runtimeClassName: wasmtime
@@ -247,6 +258,14 @@ fn http_pods_serve_on_their_own_ip_and_probes_drive_ready_and_restarts() {
         http_get(&ip_c, 8080, "/")
     });
     assert_eq!(code, 200, "{body}");
+
+    // An exec probe runs a command in the container (a fresh instance of its module).
+    s.wait_for(
+        &["pod", "exec-ready"],
+        "{.status.conditions[?(@.type==\"Ready\")].status}",
+        MINUTE,
+        |v| v == "True",
+    );
 
     // Readiness: running but never ready while the probe fails.
     wait_phase(&s, "never-ready", "Running");
