@@ -496,6 +496,25 @@ fn a_cpu_limit_contains_a_spinning_guest() {
         limited < free * 0.4,
         "limited spinner ran at {limited}/s, unlimited at {free}/s"
     );
+    // metrics.k8s.io from the kubelets: `kubectl top` sees the limit hold.
+    let millicores = eventually(MINUTE, "kubectl top pods reports the spinners", || {
+        let out = s.kubectl(&["top", "pod", "spin-limited", "--no-headers"]);
+        let cpu = out
+            .stdout
+            .split_whitespace()
+            .nth(1)?
+            .strip_suffix('m')?
+            .parse::<u64>()
+            .ok()?;
+        (cpu > 0).then_some(cpu)
+    });
+    assert!(
+        millicores <= 150,
+        "spin-limited uses {millicores}m with a 100m limit"
+    );
+    let nodes = s.kubectl(&["top", "nodes"]).ok().stdout;
+    assert!(nodes.contains(crate::harness::SERVER_NODE), "{nodes}");
+
     // The node still answers promptly while a guest spins.
     let t = Instant::now();
     s.kubectl(&["get", "pods"]).ok();

@@ -59,11 +59,18 @@ pub fn group_list() -> Value {
             groups.push(g);
         }
     }
-    let groups: Vec<Value> = groups.into_iter().map(group_entry).collect();
+    let mut groups: Vec<Value> = groups.into_iter().map(group_entry).collect();
+    groups.push(crate::metrics::group_entry());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 pub fn group(group: &str) -> Option<Value> {
+    if group == crate::metrics::GROUP {
+        let mut entry = crate::metrics::group_entry();
+        entry["kind"] = json!("APIGroup");
+        entry["apiVersion"] = json!("v1");
+        return Some(entry);
+    }
     registry::group_versions()
         .iter()
         .any(|(g, _)| *g == group)
@@ -102,6 +109,9 @@ fn storage_version_hash(r: &ResourceInfo) -> String {
 }
 
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    if (group, version) == (crate::metrics::GROUP, crate::metrics::VERSION) {
+        return Some(crate::metrics::resource_list());
+    }
     let mut resources = Vec::new();
     for r in registry::resources_in(group, version) {
         resources.push(resource_entry(r));

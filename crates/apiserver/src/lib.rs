@@ -14,6 +14,7 @@
 //! - [`patching`]: patch bodies applied to stored objects.
 //! - [`table`]: `kubectl get` tables.
 //! - [`discovery`] and [`openapi`]: what clients read to learn the API.
+//! - [`metrics`]: `metrics.k8s.io` (node and pod usage from the kubelets, for `kubectl top`).
 //! - [`node_proxy`]: subresources served by the pod's node (`pods/log` from its kubelet).
 //! - [`admission`]: per-kind rules between validation and storage.
 //! - [`auth`] and [`tls`]: bearer tokens, the cluster CA and serving certificate.
@@ -26,6 +27,7 @@ pub mod bootstrap;
 pub mod discovery;
 pub mod error;
 pub mod fields;
+pub mod metrics;
 pub mod node_proxy;
 pub mod objects;
 pub mod openapi;
@@ -78,6 +80,20 @@ pub fn router(
         .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3", get(|| async { json(openapi::v3_index()) }))
         .route("/openapi/v3/{*path}", get(openapi_v3))
+        .route("/apis/metrics.k8s.io/v1beta1/nodes", get(metrics::nodes))
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/nodes/{name}",
+            get(metrics::node),
+        )
+        .route("/apis/metrics.k8s.io/v1beta1/pods", get(metrics::all_pods))
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods",
+            get(metrics::namespace_pods),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}",
+            get(metrics::pod),
+        )
         .fallback(fallback)
         .with_state(state);
     let app = match extra {

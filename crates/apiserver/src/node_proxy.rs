@@ -159,7 +159,15 @@ impl SubresourceHandler for NodeProxy {
             }
         })
     }
+
+    fn node_summaries(&self) -> BoxFuture<'static, Vec<(String, Value)>> {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.summaries().await })
+    }
 }
+
+/// How long one node gets to answer for its usage summary.
+const SUMMARY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a `pods/log` request asks for, validated.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -363,6 +371,38 @@ fn kubelet_of(node_name: &str, node: &Value) -> Result<Kubelet, NodeProxyError> 
 }
 
 impl Inner {
+    /// Fetches `/stats/summary` from every node at once.
+    async fn summaries(&self) -> Vec<(String, Value)> {
+        let Some(nodes) = registry::lookup("", "v1", "nodes") else {
+            return Vec::new();
+        };
+        let Ok(list) = self.store.list(&nodes.key_prefix(None), None, None).await else {
+            return Vec::new();
+        };
+        let fetches = list.items.iter().filter_map(|kv| {
+            let node = objects::decode(kv).ok()?;
+            let name = node["metadata"]["name"].as_str()?.to_string();
+            let kubelet = kubelet_of(&name, &node).ok()?;
+            let client = self.client(&name, &kubelet.cert_pem).ok()?;
+            let mut request = client
+                .get(format!("https://{}/stats/summary", kubelet.addr))
+                .timeout(SUMMARY_TIMEOUT);
+            if let Some(token) = &self.kubelet_token {
+                request = request.bearer_auth(token);
+            }
+            Some(async move {
+                let resp = request.send().await.ok()?.error_for_status().ok()?;
+                let summary: Value = resp.json().await.ok()?;
+                Some((name, summary))
+            })
+        });
+        futures::future::join_all(fetches)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     async fn log(&self, rp: ResourcePath, name: String, uri: Uri) -> ApiResult<Response> {
         let query = log_query(&Query::parse(uri.query()))?;
         let namespace = rp.namespace.clone().unwrap_or_default();

@@ -29,6 +29,12 @@ pub trait SubresourceHandler: Send + Sync {
         headers: HeaderMap,
         body: Bytes,
     ) -> BoxFuture<'static, ApiResult<Response>>;
+
+    /// Every reachable node's resource usage summary (the kubelet's `/stats/summary`), by node
+    /// name: what `metrics.k8s.io` serves. Nodes that don't answer are left out.
+    fn node_summaries(&self) -> BoxFuture<'static, Vec<(String, serde_json::Value)>> {
+        Box::pin(async { Vec::new() })
+    }
 }
 
 pub struct ApiState {

@@ -39,6 +39,8 @@ pub struct KubeletConfig {
     /// The bearer token the API server presents to the kubelet port; None accepts anyone
     /// (the cluster's insecure dev mode).
     pub kubelet_token: Option<String>,
+    /// How often resource usage is sampled (the window of `kubectl top`).
+    pub stats_period: Duration,
 }
 
 impl KubeletConfig {
@@ -56,6 +58,7 @@ impl KubeletConfig {
             annotations: BTreeMap::new(),
             kubelet_port: 10250,
             kubelet_token: None,
+            stats_period: Duration::from_secs(5),
         }
     }
 }
@@ -133,6 +136,12 @@ impl Kubelet {
         )
         .await?;
         let server_addr = server.local_addr();
+        tokio::spawn(crate::stats::run(
+            logs.clone(),
+            config.node_name.clone(),
+            config.stats_period,
+            shutdown.clone(),
+        ));
         let mut annotations = config.annotations.clone();
         annotations.insert(
             server::SERVING_CERT_ANNOTATION.to_string(),

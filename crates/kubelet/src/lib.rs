@@ -6,6 +6,7 @@
 //! - [`manager`]: watches the node's pods and runs a worker per pod; what workers share.
 //! - [`pod`]: the pod worker, a state machine per pod (stages, containers, status).
 //! - [`probes`]: startup, liveness and readiness probers.
+//! - [`stats`]: resource usage sampling (`/stats/summary`, the source of `kubectl top`).
 //! - [`statuses`]: writes pod statuses, coalesced and concurrent.
 //! - [`events`]: the event recorder (core/v1 Events, aggregated).
 //! - [`ipam`]: pod IPs out of the node's podCIDR.
@@ -31,5 +32,6 @@ pub mod pod;
 pub mod probes;
 pub mod runtime;
 pub mod server;
+pub mod stats;
 pub mod statuses;
 pub mod volumes;

@@ -41,8 +41,9 @@ impl Default for PodConfig {
     }
 }
 
-/// Which log files hold a container's current and previous instance.
-#[derive(Debug, Clone, Default)]
+/// Which log files hold a container's current and previous instance, and the running
+/// instance itself (for resource usage).
+#[derive(Clone, Default)]
 pub struct LogEntry {
     /// Restart number of the newest instance that started.
     pub current: Option<u32>,
@@ -51,26 +52,36 @@ pub struct LogEntry {
     pub running: Option<CancellationToken>,
     /// Why the container never started yet.
     pub waiting: Option<String>,
+    /// The running instance, for its resource usage.
+    pub handle: Option<Arc<dyn crate::runtime::Container>>,
 }
 
 /// A pod's log table, written by its worker.
-#[derive(Debug)]
 pub struct PodLogState {
+    pub namespace: String,
+    pub name: String,
     pub uid: String,
     pub dir: PathBuf,
     pub containers: Mutex<HashMap<String, LogEntry>>,
 }
 
-/// The node's `pods/log` table: (namespace, name) → the pod's log state. The kubelet server
-/// answers from it; workers fill it.
-#[derive(Debug, Default)]
+/// The node's pod table: (namespace, name) → the pod's log state and running containers.
+/// The kubelet server answers `pods/log` and `/stats/summary` from it; workers fill it.
+#[derive(Default)]
 pub struct LogTable {
     pods: Mutex<HashMap<(String, String), Arc<PodLogState>>>,
+    /// The latest resource usage summary (see [`crate::stats`]).
+    pub summary: Mutex<serde_json::Value>,
 }
 
 impl LogTable {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<PodLogState>>> {
         self.pods.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every pod's state.
+    pub fn all(&self) -> Vec<Arc<PodLogState>> {
+        self.lock().values().cloned().collect()
     }
 
     /// The log state of a pod on this node.
@@ -82,6 +93,13 @@ impl LogTable {
 }
 
 impl PodLogs for LogTable {
+    fn summary(&self) -> serde_json::Value {
+        self.summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn container_log(
         &self,
         namespace: &str,
@@ -221,6 +239,8 @@ impl NodeContext {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let state = Arc::new(PodLogState {
             dir: self.pod_dir(&ns, &name, &uid),
+            namespace: ns.clone(),
+            name: name.clone(),
             uid,
             containers: Mutex::new(HashMap::new()),
         });

@@ -121,6 +121,12 @@ pub trait PodLogs: Send + Sync + 'static {
         container: &str,
         previous: bool,
     ) -> Result<ContainerLog, LogLookupError>;
+
+    /// Resource usage of the node and its pods, in the kubelet Summary API's shape
+    /// (`/stats/summary`), which the API server's `metrics.k8s.io` is built from.
+    fn summary(&self) -> serde_json::Value {
+        serde_json::json!({"pods": []})
+    }
 }
 
 /// Where a container instance writes its log, and when it stops writing.
@@ -316,16 +322,23 @@ pub fn router(
         token,
         shutdown,
     });
-    let protected = Router::new()
-        .route(
-            "/containerLogs/{namespace}/{pod}/{container}",
-            get(container_logs),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            shared.clone(),
-            authenticate,
-        ))
-        .with_state(shared);
+    let protected =
+        Router::new()
+            .route(
+                "/containerLogs/{namespace}/{pod}/{container}",
+                get(container_logs),
+            )
+            .route(
+                "/stats/summary",
+                get(|State(shared): State<Arc<Shared>>| async move {
+                    axum::Json(shared.logs.summary())
+                }),
+            )
+            .route_layer(axum::middleware::from_fn_with_state(
+                shared.clone(),
+                authenticate,
+            ))
+            .with_state(shared);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(protected)

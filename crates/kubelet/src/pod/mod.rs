@@ -1160,6 +1160,7 @@ impl Worker {
                     _ => None,
                 },
                 running: r.instance.as_ref().map(|i| i.done.clone()),
+                handle: r.instance.as_ref().map(|i| i.handle.clone()),
                 waiting: match &r.state {
                     State::Waiting { reason, .. } if !r.ever_started => Some(reason.clone()),
                     _ => None,
