@@ -7,8 +7,9 @@
 //!   `imagePullPolicy`, the same pod-template defaults inside every workload, and so on;
 //! - registry strategies and the Service IP allocator on create: a new Pod's `status.phase` and
 //!   `status.qosClass`, a Namespace's `kubernetes` finalizer, a Service's IP family fields;
-//! - the default admission plugins: a Pod's service account, priority and the not-ready /
-//!   unreachable tolerations.
+//! - the default admission plugins: a Pod's service account and priority (the not-ready /
+//!   unreachable tolerations are [`default_toleration_seconds`], which the API server's
+//!   admission applies with its configured period).
 //!
 //! [`apply_defaults`] is idempotent and safe to run on every create, update and patch result: it
 //! only fills fields that are unset (missing, `null`, or the empty value Go treats as unset), and
@@ -110,7 +111,8 @@ fn pod(root: &mut Object) {
         // Default admission plugins.
         service_account(spec);
         priority(spec);
-        not_ready_tolerations(spec);
+        // DefaultTolerationSeconds is applied by the API server's admission, whose
+        // toleration period is configurable: see [`default_toleration_seconds`].
 
         qos_class(spec)
     };
@@ -561,9 +563,15 @@ fn priority(spec: &mut Object) {
     default_value(spec, "preemptionPolicy", "PreemptLowerPriority".into());
 }
 
-/// The DefaultTolerationSeconds admission plugin: tolerate not-ready and unreachable nodes for
-/// five minutes unless the pod already tolerates them.
-fn not_ready_tolerations(spec: &mut Object) {
+/// The DefaultTolerationSeconds admission plugin: a pod tolerates not-ready and unreachable
+/// nodes for `seconds` (Kubernetes: 300) unless it already tolerates them.
+pub fn default_toleration_seconds(pod: &mut Value, seconds: i64) {
+    if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+        not_ready_tolerations(spec, seconds);
+    }
+}
+
+fn not_ready_tolerations(spec: &mut Object, seconds: i64) {
     const TAINTS: [&str; 2] = [
         "node.kubernetes.io/not-ready",
         "node.kubernetes.io/unreachable",
@@ -586,7 +594,7 @@ fn not_ready_tolerations(spec: &mut Object) {
                 "key": taint,
                 "operator": "Exists",
                 "effect": "NoExecute",
-                "tolerationSeconds": 300
+                "tolerationSeconds": seconds
             }));
         }
     }
@@ -1753,13 +1761,7 @@ mod tests {
                     "serviceAccountName": "default",
                     "serviceAccount": "default",
                     "priority": 0,
-                    "preemptionPolicy": "PreemptLowerPriority",
-                    "tolerations": [
-                        {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
-                            "effect": "NoExecute", "tolerationSeconds": 300},
-                        {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
-                            "effect": "NoExecute", "tolerationSeconds": 300}
-                    ]
+                    "preemptionPolicy": "PreemptLowerPriority"
                 },
                 "status": {"phase": "Pending", "qosClass": "BestEffort"}
             })

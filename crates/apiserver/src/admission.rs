@@ -7,16 +7,37 @@ use wasmkube_api::registry::ResourceInfo;
 /// Default grace period of a pod that does not name one.
 const DEFAULT_POD_GRACE: i64 = 30;
 
-#[derive(Debug, Default)]
-pub struct Admission {}
+/// Kubernetes' DefaultTolerationSeconds (`--default-not-ready-toleration-seconds`).
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+#[derive(Debug)]
+pub struct Admission {
+    /// How long pods tolerate a not-ready or unreachable node by default.
+    pub default_toleration_seconds: i64,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission {
+            default_toleration_seconds: DEFAULT_TOLERATION_SECONDS,
+        }
+    }
+}
 
 impl Admission {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Hook for mutations on create that need server state (allocations land here later).
-    pub fn on_create(&self, _info: &ResourceInfo, _obj: &mut Value) {}
+    /// Mutations on create that depend on server configuration.
+    pub fn on_create(&self, info: &ResourceInfo, obj: &mut Value) {
+        if info.group.is_empty() && info.kind == "Pod" {
+            wasmkube_api::defaults::default_toleration_seconds(
+                obj,
+                self.default_toleration_seconds,
+            );
+        }
+    }
 
     /// How long a deleted object lingers for a graceful stop, or `None` to delete at once.
     /// Only pods that a node runs stop gracefully: an unscheduled or finished pod has nothing
