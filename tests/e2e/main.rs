@@ -8,3 +8,4 @@ mod kubectl;
 mod node;
 mod python;
 mod registry;
+mod workloads;

@@ -48,6 +48,16 @@ pub struct ServerArgs {
     /// Seconds of watch history kept for clients resuming a watch.
     #[arg(long, default_value_t = 300)]
     pub watch_history_seconds: u64,
+    /// Seconds a node may go unheard before it is marked unreachable and tainted.
+    #[arg(long, default_value_t = 40)]
+    pub node_monitor_grace_period: u64,
+    /// Seconds pods tolerate a not-ready or unreachable node (then they are evicted and their
+    /// controllers replace them elsewhere), unless they say otherwise.
+    #[arg(long, default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: u64,
+    /// Seconds between horizontal pod autoscaler evaluations.
+    #[arg(long, default_value_t = 15)]
+    pub horizontal_pod_autoscaler_sync_period: u64,
     /// Run no local node: only the control plane (pods then need `wasmkube agent` nodes).
     #[arg(long)]
     pub disable_agent: bool,
@@ -107,7 +117,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     );
     let state = Arc::new(ApiState {
         store: store.clone(),
-        admission: Admission::new(),
+        admission: Admission {
+            default_toleration_seconds: args.default_not_ready_toleration_seconds as i64,
+        },
         subresource_handler: Some(Arc::new(node_proxy)),
         shutdown: shutdown.clone(),
         bookmark_interval: Duration::from_secs(30),
@@ -181,8 +193,22 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         wasmkube_apiserver::router(state.clone(), None, None),
         "default",
     );
-    let controllers = tokio::spawn(wasmkube_controllers::run_all(
+    let mut controllers_config = wasmkube_controllers::ControllersConfig::default();
+    controllers_config.node_lifecycle.node_monitor_grace_period =
+        Duration::from_secs(args.node_monitor_grace_period.max(1));
+    controllers_config.node_lifecycle.node_monitor_period = controllers_config
+        .node_lifecycle
+        .node_monitor_period
+        .min(Duration::from_secs(
+            (args.node_monitor_grace_period / 2).max(1),
+        ));
+    controllers_config.node_lifecycle.default_toleration_seconds =
+        Duration::from_secs(args.default_not_ready_toleration_seconds);
+    controllers_config.hpa.sync_period =
+        Duration::from_secs(args.horizontal_pod_autoscaler_sync_period.max(1));
+    let controllers = tokio::spawn(wasmkube_controllers::run_all_with(
         internal.clone(),
+        controllers_config,
         shutdown.clone(),
     ));
     let scheduler = tokio::spawn(wasmkube_scheduler::run(
