@@ -22,6 +22,14 @@ pub struct Server {
     pub log: Arc<Mutex<String>>,
     pub home: tempfile::TempDir,
     extra_args: Vec<String>,
+    cluster_cidr: String,
+}
+
+/// A pod range of its own for each cluster this test process starts (4 nodes each).
+fn next_cluster_cidr() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 47;
+    format!("127.{}.0.0/14", 64 + 4 * k)
 }
 
 impl Server {
@@ -40,6 +48,7 @@ impl Server {
             log: Arc::new(Mutex::new(String::new())),
             home: tempfile::tempdir().expect("home tempdir"),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            cluster_cidr: next_cluster_cidr(),
         };
         s.launch(0);
         s
@@ -53,8 +62,10 @@ impl Server {
             .arg(&self.dir)
             .arg("--https-listen-port")
             .arg(port.to_string())
-            // Tests run side by side: every node takes a free kubelet port.
+            // Tests run side by side: every node takes a free kubelet port, and every cluster
+            // its own pod range.
             .args(["--kubelet-port", "0", "--node-name", SERVER_NODE])
+            .args(["--cluster-cidr", &self.cluster_cidr])
             .args(&self.extra_args)
             .env("WASMKUBE_LOG", "warn")
             .stdin(Stdio::null())

@@ -62,6 +62,7 @@ use tokio_util::sync::CancellationToken;
 pub struct ControllersConfig {
     pub node_lifecycle: node_lifecycle::NodeLifecycleConfig,
     pub hpa: hpa::HpaConfig,
+    pub cluster_cidr: nodeipam::ClusterCidr,
 }
 
 /// Runs every controller with Kubernetes' default settings until `shutdown` is cancelled.
@@ -76,7 +77,11 @@ pub async fn run_all_with(
     shutdown: CancellationToken,
 ) {
     let ns = tokio::spawn(namespace::run(client.clone(), shutdown.clone()));
-    let ipam = tokio::spawn(nodeipam::run(client.clone(), shutdown.clone()));
+    let ipam = tokio::spawn(nodeipam::run(
+        client.clone(),
+        config.cluster_cidr,
+        shutdown.clone(),
+    ));
     let rs = tokio::spawn(replicaset::run(client.clone(), shutdown.clone()));
     let deploy = tokio::spawn(deployment::run(client.clone(), shutdown.clone()));
     let hpa = tokio::spawn(hpa::run(client.clone(), config.hpa, shutdown.clone()));

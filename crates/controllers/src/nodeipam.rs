@@ -1,6 +1,8 @@
 //! Node IPAM: gives every Node its own pod range, `spec.podCIDR`, as Kubernetes' node IPAM
-//! controller does. On one machine all ranges are /16s of loopback (127.N.0.0/16, N from 64),
-//! so each node's pods get addresses no other node hands out and that never leave the host.
+//! controller does. On one machine all ranges are /16s of loopback (127.N.0.0/16) out of the
+//! cluster's range (`--cluster-cidr`, default 127.64.0.0/10: N from 64 to 127), so each node's
+//! pods get addresses no other node hands out and that never leave the host. Two clusters on
+//! one machine need disjoint cluster ranges.
 
 use std::collections::BTreeSet;
 
@@ -11,9 +13,54 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-/// The first and last second octet handed out.
-const FIRST: u8 = 64;
-const LAST: u8 = 254;
+/// The cluster's pod range: node ranges `127.N.0.0/16` for N in `first..=last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterCidr {
+    pub first: u8,
+    pub last: u8,
+}
+
+impl Default for ClusterCidr {
+    fn default() -> Self {
+        ClusterCidr {
+            first: 64,
+            last: 127,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "cluster CIDR {0:?} must be a loopback range 127.N.0.0/L with 8 < L <= 16, e.g. 127.64.0.0/10"
+)]
+pub struct CidrError(pub String);
+
+impl std::str::FromStr for ClusterCidr {
+    type Err = CidrError;
+
+    fn from_str(s: &str) -> Result<Self, CidrError> {
+        let bad = || CidrError(s.to_string());
+        let (addr, len) = s.split_once('/').ok_or_else(bad)?;
+        let len: u32 = len.parse().map_err(|_| bad())?;
+        let octets: Vec<u8> = addr
+            .split('.')
+            .map(|o| o.parse::<u8>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        if octets.len() != 4 || octets[0] != 127 || !(9..=16).contains(&len) {
+            return Err(bad());
+        }
+        let size = 1u32 << (16 - len);
+        let first = (u32::from(octets[1]) / size) * size;
+        // Never 127.0.x.x: that is where the nodes' own addresses live.
+        let first = first.max(1);
+        let last = ((first / size) * size + size - 1).min(254);
+        Ok(ClusterCidr {
+            first: first as u8,
+            last: last as u8,
+        })
+    }
+}
 
 /// `127.N.0.0/16` → N.
 pub fn octet_of(cidr: &str) -> Option<u8> {
@@ -27,13 +74,13 @@ pub fn octet_of(cidr: &str) -> Option<u8> {
 }
 
 /// The lowest free range given the ones in use.
-pub fn next_free(used: &BTreeSet<u8>) -> Option<String> {
-    (FIRST..=LAST)
+pub fn next_free(range: ClusterCidr, used: &BTreeSet<u8>) -> Option<String> {
+    (range.first..=range.last)
         .find(|n| !used.contains(n))
         .map(|n| format!("127.{n}.0.0/16"))
 }
 
-pub async fn run(client: kube::Client, shutdown: CancellationToken) {
+pub async fn run(client: kube::Client, range: ClusterCidr, shutdown: CancellationToken) {
     let api: Api<Node> = Api::all(client.clone());
     let stream = watcher(api.clone(), watcher::Config::default())
         .default_backoff()
@@ -71,7 +118,7 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
                 continue;
             }
         };
-        let Some(cidr) = next_free(&used) else {
+        let Some(cidr) = next_free(range, &used) else {
             tracing::error!(node = %name, "no free pod range left");
             continue;
         };
@@ -101,6 +148,26 @@ mod tests {
         assert_eq!(octet_of("10.0.0.0/16"), None);
         assert_eq!(octet_of("127.64.0.0/24"), None);
         let used: BTreeSet<u8> = [64, 65, 67].into_iter().collect();
-        assert_eq!(next_free(&used).as_deref(), Some("127.66.0.0/16"));
+        assert_eq!(
+            next_free(ClusterCidr::default(), &used).as_deref(),
+            Some("127.66.0.0/16")
+        );
+        let small: ClusterCidr = "127.80.0.0/14".parse().expect("valid");
+        assert_eq!(
+            small,
+            ClusterCidr {
+                first: 80,
+                last: 83
+            }
+        );
+        assert_eq!(
+            "127.64.0.0/10".parse::<ClusterCidr>(),
+            Ok(ClusterCidr::default())
+        );
+        let full: BTreeSet<u8> = (80..=83).collect();
+        assert_eq!(next_free(small, &full), None);
+        for bad in ["10.0.0.0/16", "127.64.0.0/24", "127.64.0.0", "127.x.0.0/16"] {
+            assert!(bad.parse::<ClusterCidr>().is_err(), "{bad}");
+        }
     }
 }

@@ -48,6 +48,10 @@ pub struct ServerArgs {
     /// Seconds of watch history kept for clients resuming a watch.
     #[arg(long, default_value_t = 300)]
     pub watch_history_seconds: u64,
+    /// The pods' address range: each node gets a 127.N.0.0/16 of it. Clusters sharing a
+    /// machine need disjoint ranges.
+    #[arg(long, default_value = "127.64.0.0/10")]
+    pub cluster_cidr: wasmkube_controllers::nodeipam::ClusterCidr,
     /// Seconds a node may go unheard before it is marked unreachable and tainted.
     #[arg(long, default_value_t = 40)]
     pub node_monitor_grace_period: u64,
@@ -204,6 +208,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         ));
     controllers_config.node_lifecycle.default_toleration_seconds =
         Duration::from_secs(args.default_not_ready_toleration_seconds);
+    controllers_config.cluster_cidr = args.cluster_cidr;
     controllers_config.hpa.sync_period =
         Duration::from_secs(args.horizontal_pod_autoscaler_sync_period.max(1));
     let controllers = tokio::spawn(wasmkube_controllers::run_all_with(

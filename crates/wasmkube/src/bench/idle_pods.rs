@@ -91,9 +91,21 @@ pub(crate) async fn run(args: IdlePodsArgs) -> anyhow::Result<()> {
         if let Some(e) = failed.first() {
             println!("{} of {} creates failed; first: {e:#}", failed.len(), count);
         }
-        let all = watch
-            .wait_until(deadline, |s| s.running.len() >= count)
-            .await;
+        // Progress every 30 s, so a run that stalls shows where and when.
+        let mut all = false;
+        while Instant::now() < deadline {
+            let step = (Instant::now() + Duration::from_secs(30)).min(deadline);
+            if watch.wait_until(step, |s| s.running.len() >= count).await {
+                all = true;
+                break;
+            }
+            println!(
+                "count {count}: {} Running after {}; node RSS {:.1} MiB",
+                watch.with(|s| s.running.len()),
+                ms(t.elapsed()),
+                rss_of(node_pid).map(|r| r as f64 / MIB).unwrap_or(0.0)
+            );
+        }
         let running = watch.with(|s| s.running.len());
         let took = t.elapsed();
         if !all {
