@@ -9,7 +9,7 @@
 //! - `server.rs`: the `server` subcommand (flags, data directory, start-up and shutdown).
 //! - `agent.rs`: the `agent` subcommand (joining a server with a join token).
 //! - `node.rs`: the node both run: flags, the Wasm runtime, the kubelet.
-//! - `bench.rs`: the `bench` subcommand (figures as ratios against same-run references).
+//! - `bench/`: the `bench` subcommand (figures as ratios against same-run references).
 //! - `cli/`: one file per client verb, plus shared kubeconfig and output helpers.
 
 mod agent;
