@@ -42,24 +42,7 @@ pub enum Error {
     Collisions(String),
 }
 
-/// 32-bit FNV-1a, the hash Kubernetes uses for template hashes.
-pub fn fnv32a(bytes: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in bytes {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h
-}
-
-/// Kubernetes' `rand.SafeEncodeString`: every character mapped into an alphabet without
-/// vowels or look-alikes, so a hash never spells a word and is always a valid label value.
-pub fn safe_encode(s: &str) -> String {
-    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    s.bytes()
-        .map(|b| char::from(ALPHANUMS[usize::from(b) % ALPHANUMS.len()]))
-        .collect()
-}
+pub use crate::deployment::util::{fnv32a, safe_encode};
 
 /// The hash of revision data under a collision count.
 pub fn hash(data: &Value, collision_count: i32) -> String {
