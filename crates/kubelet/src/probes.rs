@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::pod::error_chain;
 use crate::runtime::Container;
 
 /// Which probe.
@@ -291,20 +292,6 @@ pub async fn probe_once(
         return Outcome::Failure("gRPC probes are not supported by this node".into());
     }
     Outcome::Failure("the probe names no handler (httpGet, tcpSocket or exec)".into())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(c) = source {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        source = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
