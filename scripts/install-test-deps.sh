@@ -40,3 +40,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v docker-registry >/dev/null || { echo "docker-registry did not install" >&2; exit 1; }
 command -v htpasswd >/dev/null || { echo "htpasswd did not install" >&2; exit 1; }
+
+# The web console's browser tests: Debian's chromium, node + npm, and tests/web's npm
+# packages (playwright-core, pinned by tests/web/package-lock.json; it drives /usr/bin/chromium
+# and downloads no browser of its own).
+need_apt=()
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}"
+fi
+[ -x /usr/bin/chromium ] || { echo "chromium did not install" >&2; exit 1; }
+want=$(cd tests/web && node -p 'require("./package-lock.json").packages["node_modules/playwright-core"].version')
+have=$(cd tests/web && node -p 'require("playwright-core/package.json").version' 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  (cd tests/web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi

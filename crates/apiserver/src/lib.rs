@@ -19,11 +19,13 @@
 //! - [`admission`]: per-kind rules between validation and storage.
 //! - [`auth`] and [`tls`]: bearer tokens, the cluster CA and serving certificate.
 //! - [`bootstrap`]: the objects every cluster starts with.
+//! - [`console`]: the web console's files (`web/`, embedded), served at `/ui/`.
 //! - [`error`]: `Status` responses.
 
 pub mod admission;
 pub mod auth;
 pub mod bootstrap;
+pub mod console;
 pub mod discovery;
 pub mod error;
 pub mod fields;

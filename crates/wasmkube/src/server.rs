@@ -222,7 +222,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         shutdown.clone(),
     ));
     // The CA is public: joining agents fetch it and check it against their join token.
-    let extra = ca_pem.map(|pem| {
+    let cacerts = ca_pem.map(|pem| {
         axum::Router::new().route(
             "/cacerts",
             axum::routing::get(move || {
@@ -231,6 +231,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             }),
         )
     });
+    // The web console at /ui/ (its files are public; its data calls carry the user's token).
+    let extra = Some(wasmkube_apiserver::console::routes().merge(cacerts.unwrap_or_default()));
     let router = wasmkube_apiserver::router(state.clone(), auth, extra);
     let server = tokio::spawn(wasmkube_apiserver::serve(
         listener,
