@@ -123,6 +123,37 @@ try {
   await page.locator('.rollout-num[data-field="ready"]', { hasText: '2/2' }).waitFor();
   await waitForPods(page, 2);
 
+  // ---- edit, restart, undo ----
+  step("edit the deployment's YAML (PUT)");
+  await page.click('#action-edit');
+  const yamlText = await page.inputValue('#yaml-editor');
+  const edited = yamlText.replace(/^  revisionHistoryLimit: 10$/m, '  revisionHistoryLimit: 7');
+  if (edited === yamlText) throw new Error(`no revisionHistoryLimit: 10 in the YAML:\n${yamlText}`);
+  await page.fill('#yaml-editor', edited);
+  await page.keyboard.press('Control+Enter');
+  await page.locator('.toast', { hasText: 'deployment/hello-http replaced' }).waitFor();
+  await page.locator('.yaml-view', { hasText: 'revisionHistoryLimit: 7' }).waitFor();
+  await page.click('#tab-overview');
+
+  step('rollout restart makes revision 2; undo goes back to revision 1');
+  await page.click('#action-restart');
+  await page.click('dialog button[type=submit]');
+  await page.locator('.toast', { hasText: 'hello-http restarted' }).waitFor();
+  await page.locator('.panel', { hasText: 'ReplicaSets (revisions)' }).locator('td[data-col="revision"]', { hasText: /^2$/ }).waitFor();
+  await page.click('#action-undo');
+  await page.click('dialog button[type=submit]');
+  await page.locator('.toast', { hasText: 'rolled back to revision 1' }).waitFor();
+  await page.locator('.panel', { hasText: 'ReplicaSets (revisions)' }).locator('td[data-col="revision"]', { hasText: /^3$/ }).waitFor();
+  await waitForPods(page, 2);
+
+  step('create a namespace');
+  await page.click('.nav-item[data-nav="namespaces"]');
+  await page.click('#create-namespace');
+  await page.fill('#new-namespace', 'console-e2e');
+  await page.keyboard.press('Enter');
+  await page.locator('.list-body tr[data-name="console-e2e"]').waitFor();
+  await page.locator('#namespace option[value="console-e2e"]').waitFor({ state: 'attached' });
+
   // ---- lists, search, the overview ----
   step('the pods list filters with / search');
   await page.click('.nav-item[data-nav="pods"]');

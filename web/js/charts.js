@@ -17,6 +17,8 @@ export function sparkline(samples, { max, label, width = 96, height = 28, span =
   const pts = points(samples, width, height, top, span);
   const svg = s('svg', { class: 'spark', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': label || 'chart' });
   svg.append(s('title', {}, label || ''));
+  // The frame of the whole window, so a few minutes' worth of samples reads as a chart.
+  svg.append(s('rect', { class: 'spark-frame', x: 0.5, y: 0.5, width: width - 1, height: height - 1, rx: 3 }));
   if (pts.length >= 2) {
     const line = pts.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ');
     svg.append(s('polygon', { class: 'spark-area', points: `${pts[0][0].toFixed(1)},${height} ${line} ${pts[pts.length - 1][0].toFixed(1)},${height}` }));

@@ -87,7 +87,7 @@ export function render({ app, el, plural, query }) {
 }
 
 export async function newNamespace(app) {
-  const input = h('input', { id: 'new-namespace', class: 'input', required: true, pattern: '[a-z0-9]([-a-z0-9]*[a-z0-9])?', maxlength: 63, placeholder: 'team-a', spellcheck: 'false' });
+  const input = h('input', { id: 'new-namespace', class: 'input', required: true, pattern: '[a-z0-9]([a-z0-9\\-]*[a-z0-9])?', maxlength: 63, placeholder: 'team-a', spellcheck: 'false' });
   const created = await dialog({
     title: 'Create namespace',
     body: h('div', { class: 'field' }, h('label', { for: 'new-namespace' }, 'Name'), input, h('p', { class: 'help' }, 'Lower-case letters, digits and “-”, at most 63 characters.')),
