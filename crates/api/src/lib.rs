@@ -12,6 +12,8 @@
 //! - [`quantity`]: resource quantities.
 //! - [`patch`] and [`patch_meta`]: JSON, merge and strategic merge patches, and the merge keys.
 //! - [`protobuf`]: Kubernetes protobuf request bodies decoded into the object's JSON form.
+//! - [`strategy`]: per-kind write rules of Kubernetes' registry strategies (a Job's generated
+//!   selector, what a `/status` write keeps, the default garbage collection policy).
 //! - [`table`]: the `kubectl get` columns of each kind (meta.k8s.io Table rows).
 
 pub mod defaults;
@@ -21,6 +23,7 @@ pub mod protobuf;
 pub mod quantity;
 pub mod registry;
 pub mod selector;
+pub mod strategy;
 pub mod table;
 pub mod validate_kinds;
 pub mod validation;

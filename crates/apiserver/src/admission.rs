@@ -14,12 +14,16 @@ pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
 pub struct Admission {
     /// How long pods tolerate a not-ready or unreachable node by default.
     pub default_toleration_seconds: i64,
+    /// The suffix `metadata.generateName` gets (Kubernetes' names.SimpleNameGenerator: five
+    /// random characters). Replaceable so that tests can make generated names clash.
+    pub name_suffix: fn() -> String,
 }
 
 impl Default for Admission {
     fn default() -> Self {
         Admission {
             default_toleration_seconds: DEFAULT_TOLERATION_SECONDS,
+            name_suffix: crate::objects::random_suffix,
         }
     }
 }

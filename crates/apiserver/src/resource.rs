@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use wasmkube_api::registry::{self, ResourceInfo, Subresource};
+use wasmkube_api::strategy::GarbageCollectionPolicy;
 use wasmkube_store::{Error as StoreError, KeyValue};
 
 use crate::error::{ApiError, ApiResult};
@@ -23,6 +24,10 @@ use crate::{table, watch};
 /// How many times an unconditional write (no resourceVersion given) is retried when another
 /// writer got in between our read and our compare-and-swap.
 const UNCONDITIONAL_RETRIES: usize = 16;
+
+/// How many names a create with `generateName` tries before giving up on clashes
+/// (Kubernetes' `maxNameGenerationCreateAttempts`).
+const MAX_NAME_GENERATION_ATTEMPTS: usize = 8;
 
 pub async fn handle(
     state: Arc<ApiState>,
@@ -332,54 +337,76 @@ impl Ctx<'_> {
         } else if let Some(meta) = objects::metadata_mut(&mut obj) {
             meta.remove("namespace");
         }
-        let mut name = objects::name_of(&obj).to_string();
-        if name.is_empty() {
-            let generate = objects::meta_str(&obj, "generateName")
-                .unwrap_or("")
-                .to_string();
-            if generate.is_empty() {
-                return Err(ApiError::invalid(
-                    info,
-                    "",
-                    &[(
-                        "metadata.name".into(),
-                        "Required value: name or generateName is required".into(),
-                    )],
-                ));
-            }
-            name = format!("{generate}{}", objects::random_suffix());
+        let given = objects::name_of(&obj).to_string();
+        let generate = objects::meta_str(&obj, "generateName")
+            .unwrap_or("")
+            .to_string();
+        if given.is_empty() && generate.is_empty() {
+            return Err(ApiError::invalid(
+                info,
+                "",
+                &[(
+                    "metadata.name".into(),
+                    "Required value: name or generateName is required".into(),
+                )],
+            ));
+        }
+        // A generated name may clash with an existing object: try again with a fresh suffix,
+        // as Kubernetes does (its RetryGenerateName), a bounded number of times.
+        let attempts = if given.is_empty() {
+            MAX_NAME_GENERATION_ATTEMPTS
+        } else {
+            1
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut obj = obj.clone();
+            let name = if given.is_empty() {
+                format!("{generate}{}", (self.state.admission.name_suffix)())
+            } else {
+                given.clone()
+            };
             if let Some(meta) = objects::metadata_mut(&mut obj) {
                 meta.insert("name".into(), Value::String(name.clone()));
             }
-        }
-        objects::stamp_new(info, &mut obj);
-        if info.has_status()
-            && let Some(map) = obj.as_object_mut()
-        {
-            map.remove("status");
-        }
-        wasmkube_api::defaults::apply_defaults(info, &mut obj);
-        self.state.admission.on_create(info, &mut obj);
-        let errors = wasmkube_api::validate_kinds::validate(info, &obj, None);
-        if !errors.is_empty() {
-            return Err(ApiError::invalid(info, &name, &errors));
-        }
-        self.require_namespace().await?;
-        let key = self.key(&name);
-        if dry_run {
-            if self.state.store.get(&key).await?.is_some() {
+            objects::stamp_new(info, &mut obj);
+            if info.has_status()
+                && let Some(map) = obj.as_object_mut()
+            {
+                map.remove("status");
+            }
+            wasmkube_api::defaults::apply_defaults(info, &mut obj);
+            wasmkube_api::strategy::prepare_for_create(info, &mut obj);
+            self.state.admission.on_create(info, &mut obj);
+            let mut errors = wasmkube_api::validate_kinds::validate(info, &obj, None);
+            errors.extend(wasmkube_api::strategy::validate_create(info, &obj));
+            if !errors.is_empty() {
+                return Err(ApiError::invalid(info, &name, &errors));
+            }
+            if attempt == 1 {
+                self.require_namespace().await?;
+            }
+            let key = self.key(&name);
+            // Reaching the end of this block means the name is taken.
+            if dry_run {
+                if self.state.store.get(&key).await?.is_none() {
+                    return self.respond_with_warnings(StatusCode::CREATED, obj, &warnings);
+                }
+            } else {
+                let bytes = objects::encode(&obj)?;
+                match self.state.store.create(&key, bytes.into()).await {
+                    Ok(kv) => {
+                        objects::set_resource_version(&mut obj, kv.mod_revision);
+                        return self.respond_with_warnings(StatusCode::CREATED, obj, &warnings);
+                    }
+                    Err(StoreError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if attempt >= attempts {
                 return Err(ApiError::already_exists(info, &name));
             }
-            return self.respond_with_warnings(StatusCode::CREATED, obj, &warnings);
-        }
-        let bytes = objects::encode(&obj)?;
-        match self.state.store.create(&key, bytes.into()).await {
-            Ok(kv) => {
-                objects::set_resource_version(&mut obj, kv.mod_revision);
-                self.respond_with_warnings(StatusCode::CREATED, obj, &warnings)
-            }
-            Err(StoreError::AlreadyExists { .. }) => Err(ApiError::already_exists(info, &name)),
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -430,11 +457,24 @@ impl Ctx<'_> {
         }
         let (obj, warnings) = self.typed(&input)?;
         let expected = objects::claimed_resource_version(&obj)?;
-        if expected.is_none() && matches!(self.info().resource, "leases") {
-            // Leases are coordination primitives: an update must say which version it replaces.
-        }
+        let info = self.info();
+        // A uid in the body is a precondition, as in Kubernetes (the object it names may have
+        // been deleted and recreated under the same name meanwhile).
+        let want_uid = objects::meta_str(&obj, "uid")
+            .filter(|u| !u.is_empty())
+            .map(str::to_string);
         let result = self
-            .write_existing(name, expected, |_current| Ok(obj.clone()), part)
+            .write_existing(
+                name,
+                expected,
+                |current| {
+                    if let Some(uid) = &want_uid {
+                        check_uid_precondition(info, name, uid, current)?;
+                    }
+                    Ok(obj.clone())
+                },
+                part,
+            )
             .await?;
         self.respond_with_warnings(StatusCode::OK, result, &warnings)
     }
@@ -474,6 +514,22 @@ impl Ctx<'_> {
                         meta.remove("resourceVersion");
                     }
                     let patched = crate::patching::apply(format, info, &base, &patch)?;
+                    // Kubernetes validates the patched object's metadata against the stored
+                    // one: a patch cannot change the uid (nor does it make it a precondition).
+                    let current_uid = objects::meta_str(current, "uid").unwrap_or("");
+                    if let Some(uid) = objects::meta_str(&patched, "uid")
+                        && !uid.is_empty()
+                        && uid != current_uid
+                    {
+                        return Err(ApiError::invalid(
+                            info,
+                            name,
+                            &[(
+                                "metadata.uid".into(),
+                                format!("Invalid value: {uid:?}: field is immutable"),
+                            )],
+                        ));
+                    }
                     let typed = (info.round_trip)(&patched).map_err(|e| {
                         ApiError::bad_request(format!(
                             "{} in version \"{}\" cannot be handled as a {}: {e}",
@@ -588,7 +644,16 @@ impl Ctx<'_> {
     async fn delete(&self, name: &str, body: Bytes) -> ApiResult<Response> {
         let opts = DeleteOptions::parse(self.query, self.headers, &body)?;
         let (code, obj) = self.delete_one(name, &opts).await?;
-        self.respond(code, obj)
+        let mut resp = self.respond(code, obj)?;
+        if opts.propagation.is_none()
+            && wasmkube_api::strategy::default_garbage_collection_policy(self.info())
+                == GarbageCollectionPolicy::OrphanDependents
+            && let Ok(v) =
+                format!("299 - \"{}\"", wasmkube_api::strategy::JOB_ORPHAN_WARNING).parse()
+        {
+            resp.headers_mut().append("warning", v);
+        }
+        Ok(resp)
     }
 
     async fn delete_one(&self, name: &str, opts: &DeleteOptions) -> ApiResult<(StatusCode, Value)> {
@@ -626,7 +691,19 @@ impl Ctx<'_> {
             let extra = match opts.propagation.as_deref() {
                 Some("Foreground") => Some("foregroundDeletion"),
                 Some("Orphan") => Some("orphan"),
-                _ => None,
+                Some(_) => None,
+                // No policy given: a finalizer already on the object decides, else the
+                // kind's default (Kubernetes' shouldOrphanDependents).
+                None if fins
+                    .iter()
+                    .any(|f| f == "orphan" || f == "foregroundDeletion") =>
+                {
+                    None
+                }
+                None => match wasmkube_api::strategy::default_garbage_collection_policy(info) {
+                    GarbageCollectionPolicy::OrphanDependents => Some("orphan"),
+                    GarbageCollectionPolicy::DeleteDependents => None,
+                },
             };
             if let Some(f) = extra
                 && objects::meta_str(&current, "deletionTimestamp").is_none()
@@ -780,6 +857,12 @@ impl Ctx<'_> {
                 name,
                 expected,
                 |current| {
+                    if is_put
+                        && let Some(uid) = objects::meta_str(&patch_or_scale, "uid")
+                        && !uid.is_empty()
+                    {
+                        check_uid_precondition(info, name, uid, current)?;
+                    }
                     let scale = scale_of(current);
                     let new_scale = if is_put {
                         patch_or_scale.clone()
@@ -881,6 +964,24 @@ impl Ctx<'_> {
     }
 }
 
+/// A uid precondition: the stored object must be the one the client means.
+fn check_uid_precondition(
+    info: &ResourceInfo,
+    name: &str,
+    uid: &str,
+    current: &Value,
+) -> ApiResult<()> {
+    let actual = objects::meta_str(current, "uid").unwrap_or("");
+    if uid == actual {
+        return Ok(());
+    }
+    Err(ApiError::conflict_message(
+        info,
+        name,
+        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+    ))
+}
+
 /// Keeps the half of the object that this kind of write may not touch.
 fn merge_parts(info: &ResourceInfo, part: Part, current: &Value, next: &mut Value) {
     if !info.has_status() {
@@ -897,23 +998,16 @@ fn merge_parts(info: &ResourceInfo, part: Part, current: &Value, next: &mut Valu
         }
         Part::Whole => {}
         Part::Status => {
-            let status = next.get("status").cloned();
-            let mut kept = current.clone();
-            if let Some(map) = kept.as_object_mut() {
-                match status {
-                    Some(s) => map.insert("status".into(), s),
-                    None => map.remove("status"),
-                };
-            }
+            let finalizers = next.pointer("/spec/finalizers").cloned();
+            wasmkube_api::strategy::prepare_for_status_update(info, current, next);
             // `namespaces/NAME/finalize` shares this path: it may change spec.finalizers.
             if info.kind == "Namespace" {
-                if let Some(f) = next.pointer("/spec/finalizers").cloned() {
-                    kept["spec"]["finalizers"] = f;
-                } else if let Some(spec) = kept.get_mut("spec").and_then(Value::as_object_mut) {
+                if let Some(f) = finalizers {
+                    next["spec"]["finalizers"] = f;
+                } else if let Some(spec) = next.get_mut("spec").and_then(Value::as_object_mut) {
                     spec.remove("finalizers");
                 }
             }
-            *next = kept;
         }
     }
 }

@@ -592,15 +592,7 @@ impl Sync<'_> {
         if self.d.status.as_ref() == Some(&status) {
             return Ok(());
         }
-        let mut next = self.d.clone();
-        next.status = Some(status.clone());
-        next.metadata.resource_version = None;
-        next.metadata.managed_fields = None;
-        match self
-            .d_api
-            .replace_status(&self.name, &PostParams::default(), &next)
-            .await
-        {
+        match crate::status_subresource::replace_status(&self.d_api, &self.name, &status).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(Error::Status(self.key.clone(), e)),

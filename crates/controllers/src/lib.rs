@@ -35,6 +35,7 @@
 //! - [`pods`]: pod predicates (active, ready, available).
 //! - [`events`]: the core/v1 Event recorder.
 //! - [`history`]: ControllerRevisions of pod templates (DaemonSets, StatefulSets).
+//! - [`status_subresource`]: unconditional status writes that leave metadata alone.
 
 pub mod cronjob;
 pub mod daemonset;
@@ -54,6 +55,7 @@ pub mod pods;
 pub mod queue;
 pub mod replicaset;
 pub mod statefulset;
+pub mod status_subresource;
 
 use tokio_util::sync::CancellationToken;
 

@@ -298,16 +298,8 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, Error> {
         now,
     );
     if rs.status.as_ref() != Some(&new_status) {
-        let mut next = (*rs).clone();
-        next.status = Some(new_status);
-        // No resourceVersion: this controller is the only writer of the status, and an
-        // unconditional status write cannot be lost to an unrelated spec or label update.
-        next.metadata.resource_version = None;
-        next.metadata.managed_fields = None;
-        match rs_api
-            .replace_status(name, &PostParams::default(), &next)
-            .await
-        {
+        // Unconditional: this controller is the only writer of the status.
+        match crate::status_subresource::replace_status(&rs_api, name, &new_status).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => return Ok(None),
             Err(e) => return Err(Error::Status(key.to_string(), e)),

@@ -357,15 +357,8 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, Error> {
 
     let new_status = plan::status(&set, &owned, names, revs.collision_count, now);
     if set.status.as_ref() != Some(&new_status) {
-        let mut next = (*set).clone();
-        next.status = Some(new_status);
-        // No resourceVersion: this controller is the only writer of the status.
-        next.metadata.resource_version = None;
-        next.metadata.managed_fields = None;
-        match set_api
-            .replace_status(name, &PostParams::default(), &next)
-            .await
-        {
+        // Unconditional: this controller is the only writer of the status.
+        match crate::status_subresource::replace_status(&set_api, name, &new_status).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => return Ok(None),
             Err(e) => return Err(Error::Status(key.to_string(), e)),

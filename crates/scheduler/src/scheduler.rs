@@ -537,14 +537,29 @@ async fn report_unschedulable(
             .and_then(|c| c.last_transition_time.clone());
         // The condition's status did not change when only the message did.
         let transition = was_false.unwrap_or(Time(Timestamp::now()));
-        let patch = json!({"status": {"conditions": [{
-            "type": "PodScheduled",
-            "status": "False",
-            "reason": REASON,
-            "message": message,
-            "lastProbeTime": null,
-            "lastTransitionTime": transition,
-        }]}});
+        // The order of the conditions after the merge, as the two-way patch of Kubernetes'
+        // scheduler says it: the existing ones where they are, a new PodScheduled last.
+        // Without it a strategic merge puts a new list item first.
+        let mut order: Vec<serde_json::Value> = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .map(|cs| cs.iter().map(|c| json!({"type": c.type_})).collect())
+            .unwrap_or_default();
+        if !order.iter().any(|c| c["type"] == "PodScheduled") {
+            order.push(json!({"type": "PodScheduled"}));
+        }
+        let patch = json!({"status": {
+            "$setElementOrder/conditions": order,
+            "conditions": [{
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": REASON,
+                "message": message,
+                "lastProbeTime": null,
+                "lastTransitionTime": transition,
+            }],
+        }});
         match api
             .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
             .await

@@ -123,6 +123,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         store: store.clone(),
         admission: Admission {
             default_toleration_seconds: args.default_not_ready_toleration_seconds as i64,
+            ..Admission::default()
         },
         subresource_handler: Some(Arc::new(node_proxy)),
         shutdown: shutdown.clone(),

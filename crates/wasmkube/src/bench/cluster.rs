@@ -27,6 +27,9 @@ pub(crate) enum NodePlacement {
     /// A separate `wasmkube agent` process, so the node's memory is measured apart from the
     /// API server and its store.
     Agent,
+    /// No node process at all (`--disable-agent`): the benchmark registers simulated nodes
+    /// itself.
+    None,
 }
 
 pub(crate) struct ClusterOptions<'a> {
@@ -184,7 +187,7 @@ impl Cluster {
         let log = std::env::var("WASMKUBE_BENCH_LOG").unwrap_or_else(|_| "warn".into());
         let server_dir = dir.path().join("server");
         let node_dir = match opts.placement {
-            NodePlacement::InServer => server_dir.clone(),
+            NodePlacement::InServer | NodePlacement::None => server_dir.clone(),
             NodePlacement::Agent => dir.path().join("node"),
         };
         import_images(&node_dir, opts.images)?;
@@ -198,7 +201,7 @@ impl Cluster {
             .args(["--https-listen-port", "0", "--kubelet-port", "0"])
             .args(["--node-name", NODE_NAME, "--max-pods", &max_pods])
             .args(["--log", &log]);
-        if opts.placement == NodePlacement::Agent {
+        if opts.placement != NodePlacement::InServer {
             cmd.arg("--disable-agent");
         }
         let mut server = Proc::spawn(cmd, "wasmkube server", dir.path().join("server.log"))?;
@@ -213,7 +216,7 @@ impl Cluster {
             .to_string();
 
         let agent = match opts.placement {
-            NodePlacement::InServer => None,
+            NodePlacement::InServer | NodePlacement::None => None,
             NodePlacement::Agent => {
                 let mut cmd = child_command(&exe);
                 cmd.arg("agent")
@@ -336,6 +339,10 @@ pub(crate) struct RunningPod {
 #[derive(Debug, Default)]
 pub(crate) struct Seen {
     pub running: HashMap<String, RunningPod>,
+    /// When each pod was first seen with `spec.nodeName` set.
+    pub scheduled: HashMap<String, Instant>,
+    /// When each pod was first seen with condition Ready=True.
+    pub ready: HashMap<String, Instant>,
     /// The latest reason a pod is not running (a waiting reason, a terminal phase, a message).
     pub not_running: HashMap<String, String>,
     /// Watch errors (each one restarts the watch).
@@ -499,6 +506,20 @@ fn observe(seen: &Mutex<Seen>, pod: &Pod) {
     let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("");
     let ip = status.and_then(|s| s.pod_ip.clone());
     let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+    if pod
+        .spec
+        .as_ref()
+        .and_then(|sp| sp.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty())
+    {
+        s.scheduled.entry(name.clone()).or_insert_with(Instant::now);
+    }
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    if ready {
+        s.ready.entry(name.clone()).or_insert_with(Instant::now);
+    }
     if phase == "Running" {
         s.not_running.remove(&name);
         let entry = s.running.entry(name).or_insert(RunningPod {

@@ -7,6 +7,13 @@
 //! - `http-rps`: requests per second to HTTP Wasm pods beside the same modules served by a
 //!   minimal wasmtime + hyper server in this process.
 //! - `idle-pods`: the node's memory per idle HTTP pod beside the same node with no pods.
+//! - `scheduler`: scheduling throughput (pods/s) onto 10, 100 and 1,000 simulated nodes
+//!   beside the API's own create + binding ceiling.
+//! - `deployment`: a 1,000-replica Deployment until all replicas are ready on a real Wasm
+//!   node, beside the same pods created directly with `spec.nodeName`.
+//!
+//! `scheduler` and `deployment` print each figure beside the previous run's (see
+//! `history.rs`).
 //!
 //! `wasmkube bench` with no benchmark named runs `api-writes` then `watch-fanout`.
 //!
@@ -18,18 +25,22 @@
 //!   reference).
 //! - `reference_http.rs`: the minimal wasmtime + hyper servers `http-rps` compares against.
 //! - `load.rs`: the keep-alive HTTP load generator.
+//! - `history.rs`: the JSON file of previous runs' figures.
 //! - One file per benchmark: `api_writes.rs`, `watch_fanout.rs`, `pod_start.rs`,
-//!   `http_rps.rs`, `idle_pods.rs`.
+//!   `http_rps.rs`, `idle_pods.rs`, `scheduler.rs`, `deployment.rs`.
 
 mod api;
 mod api_writes;
 mod cluster;
 mod containerd;
+mod deployment;
+mod history;
 mod http_rps;
 mod idle_pods;
 mod load;
 mod pod_start;
 mod reference_http;
+mod scheduler;
 mod watch_fanout;
 
 use std::path::PathBuf;
@@ -75,6 +86,11 @@ pub enum BenchCommand {
     HttpRps(http_rps::HttpRpsArgs),
     /// Memory per idle HTTP Wasm pod, beside the same node with no pods.
     IdlePods(idle_pods::IdlePodsArgs),
+    /// Scheduling throughput onto simulated nodes, beside the API's create + binding ceiling.
+    Scheduler(scheduler::SchedulerArgs),
+    /// Time for a Deployment to be fully ready on a Wasm node, beside the same pods created
+    /// directly.
+    Deployment(deployment::DeploymentArgs),
 }
 
 /// Where the example guests are (`wasm-examples/build.sh` builds them).
@@ -113,6 +129,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Some(BenchCommand::PodStart(a)) => pod_start::run(a).await?,
         Some(BenchCommand::HttpRps(a)) => http_rps::run(a).await?,
         Some(BenchCommand::IdlePods(a)) => idle_pods::run(a).await?,
+        Some(BenchCommand::Scheduler(a)) => scheduler::run(a).await?,
+        Some(BenchCommand::Deployment(a)) => deployment::run(a).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
