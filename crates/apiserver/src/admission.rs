@@ -4,6 +4,8 @@
 use serde_json::{Value, json};
 use wasmkube_api::registry::ResourceInfo;
 
+use crate::services::ServiceAllocator;
+
 /// Default grace period of a pod that does not name one.
 const DEFAULT_POD_GRACE: i64 = 30;
 
@@ -14,12 +16,16 @@ pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
 pub struct Admission {
     /// How long pods tolerate a not-ready or unreachable node by default.
     pub default_toleration_seconds: i64,
+    /// Cluster IPs and node ports of Services (`--service-cluster-ip-range`,
+    /// `--service-node-port-range`).
+    pub services: ServiceAllocator,
 }
 
 impl Default for Admission {
     fn default() -> Self {
         Admission {
             default_toleration_seconds: DEFAULT_TOLERATION_SECONDS,
+            services: ServiceAllocator::default(),
         }
     }
 }

@@ -121,6 +121,32 @@ async fn dispatch(
     }
 }
 
+/// A request that asks to upgrade the connection: `pods/exec` and `pods/portforward`
+/// WebSockets, handed whole to the node subresource handler.
+pub async fn handle_upgrade(state: Arc<ApiState>, req: axum::extract::Request) -> Response {
+    let result = async {
+        let rp = request::parse_path(req.uri().path())?;
+        let (Some(name), Some(sub)) = (rp.name.clone(), rp.subresource) else {
+            return Err(ApiError::bad_request(
+                "only the exec and portforward subresources of pods take a connection upgrade",
+            ));
+        };
+        let Some(handler) = &state.subresource_handler else {
+            return Err(ApiError::new(
+                503,
+                "ServiceUnavailable",
+                format!(
+                    "the {} subresource is not available on this server",
+                    sub.name()
+                ),
+            ));
+        };
+        handler.upgrade(rp, name, sub, req).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
 /// Sets the PodScheduled condition True (replacing an earlier Unschedulable).
 fn set_pod_scheduled(pod: &mut Value) {
     let now = jiff::Timestamp::now()
@@ -370,17 +396,47 @@ impl Ctx<'_> {
             if self.state.store.get(&key).await?.is_some() {
                 return Err(ApiError::already_exists(info, &name));
             }
+            // Allocated only to check the request; given back when the reservation drops.
+            let _reservation = self.allocate_on_create(&mut obj).await?;
             return self.respond_with_warnings(StatusCode::CREATED, obj, &warnings);
         }
+        let reservation = self.allocate_on_create(&mut obj).await?;
         let bytes = objects::encode(&obj)?;
         match self.state.store.create(&key, bytes.into()).await {
             Ok(kv) => {
+                if let Some(r) = reservation {
+                    r.commit();
+                }
                 objects::set_resource_version(&mut obj, kv.mod_revision);
                 self.respond_with_warnings(StatusCode::CREATED, obj, &warnings)
             }
             Err(StoreError::AlreadyExists { .. }) => Err(ApiError::already_exists(info, &name)),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Service addresses for a new object (see [`crate::services`]).
+    async fn allocate_on_create(
+        &self,
+        obj: &mut Value,
+    ) -> ApiResult<Option<crate::services::Reservation>> {
+        if !is_service(self.info()) {
+            return Ok(None);
+        }
+        let services = &self.state.admission.services;
+        let r = services
+            .on_create(&self.state.store, self.info(), obj)
+            .await?;
+        Ok(Some(r))
+    }
+
+    /// An object left the store: give back what it held.
+    async fn removed(&self, obj: &Value) -> ApiResult<()> {
+        if is_service(self.info()) {
+            let services = &self.state.admission.services;
+            services.on_removed(&self.state.store, obj).await?;
+        }
+        Ok(())
     }
 
     fn respond_with_warnings(
@@ -526,11 +582,26 @@ impl Ctx<'_> {
             let mut next = build(&current)?;
             merge_parts(info, part, &current, &mut next);
             objects::carry_metadata(info, &current, &mut next);
+            let service_spec = is_service(info) && part != Part::Status;
+            if service_spec {
+                crate::services::prepare_update(&current, &mut next);
+            }
             wasmkube_api::defaults::apply_defaults(info, &mut next);
             let errors = wasmkube_api::validate_kinds::validate(info, &next, Some(&current));
             if !errors.is_empty() {
                 return Err(ApiError::invalid(info, name, &errors));
             }
+            // Dropped (giving back what it took) on every path that does not store `next`.
+            let reservation = if service_spec {
+                let services = &self.state.admission.services;
+                Some(
+                    services
+                        .on_update(&self.state.store, info, &current, &mut next)
+                        .await?,
+                )
+            } else {
+                None
+            };
             let mut unchanged_check = current.clone();
             if let Some(meta) = objects::metadata_mut(&mut unchanged_check) {
                 meta.remove("resourceVersion");
@@ -554,6 +625,8 @@ impl Ctx<'_> {
                 // The last finalizer is gone from an object being deleted: now it really goes.
                 match self.state.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(kv) => {
+                        drop(reservation);
+                        self.removed(&current).await?;
                         objects::set_resource_version(&mut next, kv.mod_revision);
                         return Ok(next);
                     }
@@ -573,6 +646,9 @@ impl Ctx<'_> {
                 .await
             {
                 Ok(kv) => {
+                    if let Some(r) = reservation {
+                        r.commit();
+                    }
                     objects::set_resource_version(&mut next, kv.mod_revision);
                     return Ok(next);
                 }
@@ -645,6 +721,7 @@ impl Ctx<'_> {
                 }
                 match self.state.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(kv) => {
+                        self.removed(&current).await?;
                         let mut gone = current;
                         objects::set_resource_version(&mut gone, kv.mod_revision);
                         return Ok((StatusCode::OK, deleted_response(info, &gone)));
@@ -879,6 +956,10 @@ impl Ctx<'_> {
         let ok = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
         Ok(json_response(StatusCode::CREATED, &ok))
     }
+}
+
+fn is_service(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.kind == "Service"
 }
 
 /// Keeps the half of the object that this kind of write may not touch.
