@@ -16,6 +16,10 @@
  *   /missing...   404, through a `Status: 404 Not Found` header
  *   anything else 200 "Hello from wasmkube!" and what the request looked like,
  *                 including POD_NAME and HOSTNAME so replicas can be told apart.
+ *
+ * Run as a command instead (no REQUEST_METHOD: `kubectl exec`, exec probes),
+ * `hello-http exit CODE [WORDS...]` prints WORDS on stdout and a note on
+ * stderr, and exits with CODE; anything else answers as a GET of `/`.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +80,13 @@ static void print_header_var(const char *var) {
 }
 
 int main(int argc, char **argv) {
+    if (getenv("REQUEST_METHOD") == NULL && argc >= 3 && strcmp(argv[1], "exit") == 0) {
+        for (int i = 3; i < argc; i++) {
+            printf("%s%s", argv[i], i + 1 < argc ? " " : "\n");
+        }
+        fprintf(stderr, "hello-http: exiting with code %s\n", argv[2]);
+        return atoi(argv[2]);
+    }
     const char *method = env_or("REQUEST_METHOD", "GET");
     const char *path = env_or("PATH_INFO", "/");
 

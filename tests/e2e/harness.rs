@@ -23,13 +23,18 @@ pub struct Server {
     pub home: tempfile::TempDir,
     extra_args: Vec<String>,
     cluster_cidr: String,
+    service_cidr: String,
 }
 
-/// A pod range of its own for each cluster this test process starts (4 nodes each).
-fn next_cluster_cidr() -> String {
+/// A pod range (4 nodes) and a service range of its own for each cluster this test process
+/// starts.
+fn next_cluster_cidr() -> (String, String) {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 47;
-    format!("127.{}.0.0/14", 64 + 4 * k)
+    (
+        format!("127.{}.0.0/14", 64 + 4 * k),
+        format!("127.{}.0.0/16", 16 + k),
+    )
 }
 
 impl Server {
@@ -40,6 +45,7 @@ impl Server {
     pub fn start_with(args: &[&str]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("data");
+        let (cluster_cidr, service_cidr) = next_cluster_cidr();
         let mut s = Server {
             child: None,
             dir,
@@ -48,7 +54,8 @@ impl Server {
             log: Arc::new(Mutex::new(String::new())),
             home: tempfile::tempdir().expect("home tempdir"),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
-            cluster_cidr: next_cluster_cidr(),
+            cluster_cidr,
+            service_cidr,
         };
         s.launch(0);
         s
@@ -66,6 +73,7 @@ impl Server {
             // its own pod range.
             .args(["--kubelet-port", "0", "--node-name", SERVER_NODE])
             .args(["--cluster-cidr", &self.cluster_cidr])
+            .args(["--service-cluster-ip-range", &self.service_cidr])
             .args(&self.extra_args)
             .env("WASMKUBE_LOG", "warn")
             .stdin(Stdio::null())

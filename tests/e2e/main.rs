@@ -8,5 +8,6 @@ mod kubectl;
 mod node;
 mod python;
 mod registry;
+mod streaming;
 mod web;
 mod workloads;

@@ -4,6 +4,8 @@
 use serde_json::{Value, json};
 use wasmkube_api::registry::ResourceInfo;
 
+use crate::services::ServiceAllocator;
+
 /// Default grace period of a pod that does not name one.
 const DEFAULT_POD_GRACE: i64 = 30;
 
@@ -17,6 +19,9 @@ pub struct Admission {
     /// The suffix `metadata.generateName` gets (Kubernetes' names.SimpleNameGenerator: five
     /// random characters). Replaceable so that tests can make generated names clash.
     pub name_suffix: fn() -> String,
+    /// Cluster IPs and node ports of Services (`--service-cluster-ip-range`,
+    /// `--service-node-port-range`).
+    pub services: ServiceAllocator,
 }
 
 impl Default for Admission {
@@ -24,6 +29,7 @@ impl Default for Admission {
         Admission {
             default_toleration_seconds: DEFAULT_TOLERATION_SECONDS,
             name_suffix: crate::objects::random_suffix,
+            services: ServiceAllocator::default(),
         }
     }
 }

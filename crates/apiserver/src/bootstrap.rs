@@ -1,11 +1,17 @@
 //! Objects every cluster has from its first start: the system namespaces and the `wasmtime`
 //! RuntimeClass. Created through the API itself so they get the same defaulting, validation and
 //! metadata as anything a user creates; existing ones are left alone.
+//!
+//! The `kubernetes` Service in `default` (with its Endpoints and EndpointSlice pointing at the
+//! API server) is kept up to date on every start instead, like Kubernetes' own endpoint
+//! reconciler does: the API server's port may change between starts.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, Uri};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
@@ -37,23 +43,7 @@ fn defaults() -> Vec<(&'static str, Value)> {
 /// Creates whatever default object is missing.
 pub async fn ensure_defaults(state: &Arc<ApiState>) -> ApiResult<()> {
     for (path, obj) in defaults() {
-        let uri: Uri = path
-            .parse()
-            .map_err(|_| ApiError::internal(format!("bad bootstrap path {path}")))?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "content-type",
-            axum::http::HeaderValue::from_static("application/json"),
-        );
-        let resp = crate::resource::handle(
-            state.clone(),
-            Method::POST,
-            uri,
-            headers,
-            Bytes::from(obj.to_string()),
-        )
-        .await;
-        let code = resp.status().as_u16();
+        let (code, _) = call(state, Method::POST, path, Some(&obj)).await?;
         if code != 201 && code != 409 {
             return Err(ApiError::internal(format!(
                 "creating default object at {path} failed with HTTP {code}"
@@ -61,4 +51,127 @@ pub async fn ensure_defaults(state: &Arc<ApiState>) -> ApiResult<()> {
         }
     }
     Ok(())
+}
+
+/// Creates or updates the `kubernetes` Service of `default` and its Endpoints and
+/// EndpointSlice, which point at the API server's address `api`. The Service gets the first
+/// address of the service range, as in Kubernetes.
+pub async fn ensure_kubernetes_service(state: &Arc<ApiState>, api: SocketAddr) -> ApiResult<()> {
+    let ip = if api.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        api.ip().to_string()
+    };
+    let port = api.port();
+    let labels = json!({"component": "apiserver", "provider": "kubernetes"});
+    let service = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": labels},
+        "spec": {"type": "ClusterIP", "clusterIP": state.admission.services.cidr().first().to_string(),
+            "sessionAffinity": "None",
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}});
+    upsert(
+        state,
+        "/api/v1/namespaces/default/services",
+        service,
+        &["/spec/ports"],
+    )
+    .await?;
+    let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": ip}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]});
+    upsert(
+        state,
+        "/api/v1/namespaces/default/endpoints",
+        endpoints,
+        &["/subsets"],
+    )
+    .await?;
+    let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}]});
+    upsert(
+        state,
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+        slice,
+        &["/endpoints", "/ports"],
+    )
+    .await
+}
+
+/// Creates `obj` in `collection`, or brings the `fields` (JSON pointers) of the existing one up
+/// to date.
+async fn upsert(
+    state: &Arc<ApiState>,
+    collection: &str,
+    obj: Value,
+    fields: &[&str],
+) -> ApiResult<()> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let path = format!("{collection}/{name}");
+    let (code, existing) = call(state, Method::GET, &path, None).await?;
+    let (method, body, target) = match code {
+        404 => (Method::POST, obj, collection.to_string()),
+        200 => {
+            let mut next = existing;
+            let mut changed = false;
+            for field in fields {
+                let want = obj.pointer(field).cloned().unwrap_or(Value::Null);
+                if let Some(slot) = next.pointer_mut(field)
+                    && *slot != want
+                {
+                    *slot = want;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(());
+            }
+            (Method::PUT, next, path.clone())
+        }
+        code => {
+            return Err(ApiError::internal(format!(
+                "reading {path} failed with HTTP {code}"
+            )));
+        }
+    };
+    let (code, answer) = call(state, method, &target, Some(&body)).await?;
+    if !matches!(code, 200 | 201) {
+        return Err(ApiError::internal(format!(
+            "writing {path} failed with HTTP {code}: {}",
+            answer["message"].as_str().unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
+/// One in-process request through the REST handlers.
+async fn call(
+    state: &Arc<ApiState>,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> ApiResult<(u16, Value)> {
+    let uri: Uri = path
+        .parse()
+        .map_err(|_| ApiError::internal(format!("bad bootstrap path {path}")))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+    let resp = crate::resource::handle(state.clone(), method, uri, headers, body).await;
+    let code = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the answer for {path}: {e}")))?
+        .to_bytes();
+    Ok((code, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
 }

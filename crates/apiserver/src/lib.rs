@@ -17,6 +17,7 @@
 //! - [`metrics`]: `metrics.k8s.io` (node and pod usage from the kubelets, for `kubectl top`).
 //! - [`node_proxy`]: subresources served by the pod's node (`pods/log` from its kubelet).
 //! - [`admission`]: per-kind rules between validation and storage.
+//! - [`services`]: the Service strategy: cluster IP and node port allocation.
 //! - [`auth`] and [`tls`]: bearer tokens, the cluster CA and serving certificate.
 //! - [`bootstrap`]: the objects every cluster starts with.
 //! - [`console`]: the web console's files (`web/`, embedded), served at `/ui/`.
@@ -36,6 +37,7 @@ pub mod openapi;
 pub mod patching;
 pub mod request;
 pub mod resource;
+pub mod services;
 pub mod state;
 pub mod table;
 pub mod tls;
@@ -47,7 +49,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -180,13 +182,20 @@ async fn openapi_v3(Path(path): Path<String>) -> Response {
     }
 }
 
-async fn fallback(
-    State(state): State<Arc<ApiState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn fallback(State(state): State<Arc<ApiState>>, req: axum::extract::Request) -> Response {
+    // exec and port-forward take the connection over: they need the request itself.
+    if req.headers().contains_key(axum::http::header::UPGRADE) {
+        return resource::handle_upgrade(state, req).await;
+    }
+    let (method, uri, headers) = (
+        req.method().clone(),
+        req.uri().clone(),
+        req.headers().clone(),
+    );
+    let body = match <Bytes as axum::extract::FromRequest<()>>::from_request(req, &()).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
     resource::handle(state, method, uri, headers, body).await
 }
 

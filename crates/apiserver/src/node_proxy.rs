@@ -1,5 +1,8 @@
 //! The subresources that live on nodes, served by asking the node's kubelet: `pods/log` is
-//! forwarded to `GET /containerLogs/...` on the node the pod is bound to.
+//! forwarded to `GET /containerLogs/...` on the node the pod is bound to; `pods/exec` and
+//! `pods/portforward` are WebSocket upgrades, passed on to the kubelet's `/exec/...` and
+//! `/portForward/...` and then spliced byte for byte, so the streaming protocols
+//! (`channel.k8s.io`, SPDY tunnelled in WebSocket messages) are the kubelet's business alone.
 //!
 //! What the API server can check from stored objects it checks itself, with Kubernetes'
 //! messages (which container, whether it has started, the log options); the rest (whether the
@@ -158,6 +161,17 @@ impl SubresourceHandler for NodeProxy {
                 )),
             }
         })
+    }
+
+    fn upgrade(
+        &self,
+        path: ResourcePath,
+        name: String,
+        subresource: Subresource,
+        req: axum::extract::Request,
+    ) -> BoxFuture<'static, ApiResult<Response>> {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.upgrade(path, name, subresource, req).await })
     }
 
     fn node_summaries(&self) -> BoxFuture<'static, Vec<(String, Value)>> {
@@ -485,6 +499,162 @@ impl Inner {
         Ok((code, [(header::CONTENT_TYPE, content_type)], body).into_response())
     }
 
+    /// The node a pod runs on, with its kubelet's address and a client for it.
+    async fn kubelet_for(
+        &self,
+        pod: &Value,
+        pod_name: &str,
+    ) -> ApiResult<(String, Kubelet, reqwest::Client)> {
+        let Some(node_name) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
+            return Err(ApiError::bad_request(format!(
+                "pod {pod_name} does not have a host assigned"
+            )));
+        };
+        let nodes = registry::lookup("", "v1", "nodes")
+            .ok_or_else(|| ApiError::internal("the nodes resource is not registered"))?;
+        let node = match self.store.get(&nodes.key(None, node_name)).await? {
+            Some(kv) => objects::decode(&kv)?,
+            None => {
+                return Err(NodeProxyError::NodeNotFound {
+                    node: node_name.to_string(),
+                }
+                .into());
+            }
+        };
+        let kubelet = kubelet_of(node_name, &node)?;
+        let client = self.client(node_name, &kubelet.cert_pem)?;
+        Ok((node_name.to_string(), kubelet, client))
+    }
+
+    /// `pods/exec` and `pods/portforward`: upgrades the client's connection to the kubelet's.
+    async fn upgrade(
+        &self,
+        rp: ResourcePath,
+        name: String,
+        subresource: Subresource,
+        mut req: axum::extract::Request,
+    ) -> ApiResult<Response> {
+        let namespace = rp.namespace.clone().unwrap_or_default();
+        let kv = self
+            .store
+            .get(&rp.info.key(Some(&namespace), &name))
+            .await?
+            .ok_or_else(|| ApiError::not_found(rp.info, &name))?;
+        let pod = objects::decode(&kv)?;
+        let phase = pod["status"]["phase"].as_str().unwrap_or("");
+        let query = req.uri().query().unwrap_or("").to_string();
+        let (ns, pod_name) = (urlencoding::encode(&namespace), urlencoding::encode(&name));
+        let target = match subresource {
+            Subresource::Exec => {
+                if matches!(phase, "Succeeded" | "Failed") {
+                    return Err(ApiError::bad_request(format!(
+                        "cannot exec into a container in a completed pod; current phase is {phase}"
+                    )));
+                }
+                let parsed = Query::parse(Some(&query));
+                let container = choose_container(&pod, &name, parsed.get("container"))?;
+                format!(
+                    "/exec/{ns}/{pod_name}/{}?{query}",
+                    urlencoding::encode(&container)
+                )
+            }
+            Subresource::PortForward => {
+                if phase != "Running" {
+                    return Err(ApiError::bad_request(format!(
+                        "unable to forward port because pod is not running. Current status={phase}"
+                    )));
+                }
+                format!("/portForward/{ns}/{pod_name}")
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "the {} subresource does not take a connection upgrade",
+                    other.name()
+                )));
+            }
+        };
+        let (node_name, kubelet, client) = self.kubelet_for(&pod, &name).await?;
+        let on_client_upgrade = hyper::upgrade::on(&mut req);
+        let mut request = client.get(format!("https://{}{target}", kubelet.addr));
+        // The WebSocket handshake passes through; the kubelet answers it (its accept key is
+        // computed from the client's key, so it is the client's answer too). Extensions are
+        // not offered: both ends would have to agree on them, and only bytes pass here.
+        for name in [
+            header::CONNECTION,
+            header::UPGRADE,
+            header::SEC_WEBSOCKET_KEY,
+            header::SEC_WEBSOCKET_VERSION,
+            header::SEC_WEBSOCKET_PROTOCOL,
+        ] {
+            for value in req.headers().get_all(&name) {
+                request = request.header(name.clone(), value.clone());
+            }
+        }
+        if let Some(token) = &self.kubelet_token {
+            request = request.bearer_auth(token);
+        }
+        let resp = request
+            .send()
+            .await
+            .map_err(|source| NodeProxyError::Unreachable {
+                node: node_name.clone(),
+                url: format!("https://{}", kubelet.addr),
+                source,
+            })?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(NodeProxyError::Rejected { node: node_name }.into());
+        }
+        if status != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            // The kubelet's Status (pod or container not there) goes to the client as it is.
+            let code = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let body = resp.bytes().await.unwrap_or_default();
+            return Ok((code, [(header::CONTENT_TYPE, "application/json")], body).into_response());
+        }
+        let mut answer = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
+        for name in [
+            header::CONNECTION,
+            header::UPGRADE,
+            header::SEC_WEBSOCKET_ACCEPT,
+            header::SEC_WEBSOCKET_PROTOCOL,
+        ] {
+            for value in resp.headers().get_all(&name) {
+                answer = answer.header(name.clone(), value.clone());
+            }
+        }
+        let kubelet_io = resp
+            .upgrade()
+            .await
+            .map_err(|source| NodeProxyError::Unreachable {
+                node: node_name.clone(),
+                url: format!("https://{}", kubelet.addr),
+                source,
+            })?;
+        let shutdown = self.shutdown.clone().unwrap_or_default();
+        tokio::spawn(async move {
+            let client_io = match on_client_upgrade.await {
+                Ok(io) => io,
+                Err(e) => {
+                    tracing::debug!(error = %e, "the client did not complete the upgrade");
+                    return;
+                }
+            };
+            let mut client_io = hyper_util::rt::TokioIo::new(client_io);
+            let mut kubelet_io = kubelet_io;
+            tokio::select! {
+                r = tokio::io::copy_bidirectional(&mut client_io, &mut kubelet_io) => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "streaming connection ended with an error");
+                    }
+                }
+                _ = shutdown.cancelled() => {}
+            }
+        });
+        answer
+            .body(Body::empty())
+            .map_err(|e| ApiError::internal(format!("building the upgrade response: {e}")))
+    }
+
     /// The client for a node, trusting only the certificate the node publishes.
     fn client(&self, node: &str, cert_pem: &str) -> Result<reqwest::Client, NodeProxyError> {
         let mut clients = self
@@ -508,6 +678,8 @@ impl Inner {
             // environment may name for outgoing traffic.
             .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT)
+            // Upgrades (exec, port-forward) exist only in HTTP/1.1.
+            .http1_only()
             .build()
             .map_err(certificate)?;
         clients.insert(node.to_string(), (cert_pem.to_string(), client.clone()));

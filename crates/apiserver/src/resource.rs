@@ -126,6 +126,32 @@ async fn dispatch(
     }
 }
 
+/// A request that asks to upgrade the connection: `pods/exec` and `pods/portforward`
+/// WebSockets, handed whole to the node subresource handler.
+pub async fn handle_upgrade(state: Arc<ApiState>, req: axum::extract::Request) -> Response {
+    let result = async {
+        let rp = request::parse_path(req.uri().path())?;
+        let (Some(name), Some(sub)) = (rp.name.clone(), rp.subresource) else {
+            return Err(ApiError::bad_request(
+                "only the exec and portforward subresources of pods take a connection upgrade",
+            ));
+        };
+        let Some(handler) = &state.subresource_handler else {
+            return Err(ApiError::new(
+                503,
+                "ServiceUnavailable",
+                format!(
+                    "the {} subresource is not available on this server",
+                    sub.name()
+                ),
+            ));
+        };
+        handler.upgrade(rp, name, sub, req).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
 /// Sets the PodScheduled condition True (replacing an earlier Unschedulable).
 fn set_pod_scheduled(pod: &mut Value) {
     let now = jiff::Timestamp::now()
@@ -391,15 +417,22 @@ impl Ctx<'_> {
             // Reaching the end of this block means the name is taken.
             if dry_run {
                 if self.state.store.get(&key).await?.is_none() {
+                    // Allocated only to check the request; given back when the reservation drops.
+                    let _reservation = self.allocate_on_create(&mut obj).await?;
                     return self.respond_with_warnings(StatusCode::CREATED, obj, &warnings);
                 }
             } else {
+                let reservation = self.allocate_on_create(&mut obj).await?;
                 let bytes = objects::encode(&obj)?;
                 match self.state.store.create(&key, bytes.into()).await {
                     Ok(kv) => {
+                        if let Some(r) = reservation {
+                            r.commit();
+                        }
                         objects::set_resource_version(&mut obj, kv.mod_revision);
                         return self.respond_with_warnings(StatusCode::CREATED, obj, &warnings);
                     }
+                    // The reservation drops here and gives its addresses back.
                     Err(StoreError::AlreadyExists { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -408,6 +441,30 @@ impl Ctx<'_> {
                 return Err(ApiError::already_exists(info, &name));
             }
         }
+    }
+
+    /// Service addresses for a new object (see [`crate::services`]).
+    async fn allocate_on_create(
+        &self,
+        obj: &mut Value,
+    ) -> ApiResult<Option<crate::services::Reservation>> {
+        if !is_service(self.info()) {
+            return Ok(None);
+        }
+        let services = &self.state.admission.services;
+        let r = services
+            .on_create(&self.state.store, self.info(), obj)
+            .await?;
+        Ok(Some(r))
+    }
+
+    /// An object left the store: give back what it held.
+    async fn removed(&self, obj: &Value) -> ApiResult<()> {
+        if is_service(self.info()) {
+            let services = &self.state.admission.services;
+            services.on_removed(&self.state.store, obj).await?;
+        }
+        Ok(())
     }
 
     fn respond_with_warnings(
@@ -582,11 +639,26 @@ impl Ctx<'_> {
             let mut next = build(&current)?;
             merge_parts(info, part, &current, &mut next);
             objects::carry_metadata(info, &current, &mut next);
+            let service_spec = is_service(info) && part != Part::Status;
+            if service_spec {
+                crate::services::prepare_update(&current, &mut next);
+            }
             wasmkube_api::defaults::apply_defaults(info, &mut next);
             let errors = wasmkube_api::validate_kinds::validate(info, &next, Some(&current));
             if !errors.is_empty() {
                 return Err(ApiError::invalid(info, name, &errors));
             }
+            // Dropped (giving back what it took) on every path that does not store `next`.
+            let reservation = if service_spec {
+                let services = &self.state.admission.services;
+                Some(
+                    services
+                        .on_update(&self.state.store, info, &current, &mut next)
+                        .await?,
+                )
+            } else {
+                None
+            };
             let mut unchanged_check = current.clone();
             if let Some(meta) = objects::metadata_mut(&mut unchanged_check) {
                 meta.remove("resourceVersion");
@@ -610,6 +682,8 @@ impl Ctx<'_> {
                 // The last finalizer is gone from an object being deleted: now it really goes.
                 match self.state.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(kv) => {
+                        drop(reservation);
+                        self.removed(&current).await?;
                         objects::set_resource_version(&mut next, kv.mod_revision);
                         return Ok(next);
                     }
@@ -629,6 +703,9 @@ impl Ctx<'_> {
                 .await
             {
                 Ok(kv) => {
+                    if let Some(r) = reservation {
+                        r.commit();
+                    }
                     objects::set_resource_version(&mut next, kv.mod_revision);
                     return Ok(next);
                 }
@@ -722,6 +799,7 @@ impl Ctx<'_> {
                 }
                 match self.state.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(kv) => {
+                        self.removed(&current).await?;
                         let mut gone = current;
                         objects::set_resource_version(&mut gone, kv.mod_revision);
                         return Ok((StatusCode::OK, deleted_response(info, &gone)));
@@ -980,6 +1058,10 @@ fn check_uid_precondition(
         name,
         &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
     ))
+}
+
+fn is_service(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.kind == "Service"
 }
 
 /// Keeps the half of the object that this kind of write may not touch.

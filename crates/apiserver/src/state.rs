@@ -30,6 +30,27 @@ pub trait SubresourceHandler: Send + Sync {
         body: Bytes,
     ) -> BoxFuture<'static, ApiResult<Response>>;
 
+    /// Serves a subresource that takes over the connection (`pods/exec`,
+    /// `pods/portforward`): it gets the whole request, upgrade handle included.
+    fn upgrade(
+        &self,
+        _path: ResourcePath,
+        _name: String,
+        subresource: Subresource,
+        _req: axum::extract::Request,
+    ) -> BoxFuture<'static, ApiResult<Response>> {
+        Box::pin(async move {
+            Err(crate::error::ApiError::new(
+                503,
+                "ServiceUnavailable",
+                format!(
+                    "the {} subresource is not available on this server",
+                    subresource.name()
+                ),
+            ))
+        })
+    }
+
     /// Every reachable node's resource usage summary (the kubelet's `/stats/summary`), by node
     /// name: what `metrics.k8s.io` serves. Nodes that don't answer are left out.
     fn node_summaries(&self) -> BoxFuture<'static, Vec<(String, serde_json::Value)>> {

@@ -26,6 +26,8 @@
 //! - [`node_lifecycle`]: marks silent nodes Unknown, keeps the not-ready / unreachable
 //!   taints in step with Ready and evicts pods whose tolerations ran out;
 //!   [`node_lifecycle::health`] and [`node_lifecycle::eviction`] are the pure rules.
+//! - [`endpoints`] and [`endpointslice`]: the addresses of the pods each Service selects,
+//!   as Endpoints and as EndpointSlices.
 //!
 //! Shared machinery of the workload controllers, after client-go:
 //! - [`informer`]: watch → reflector cache plus added / updated / deleted notifications.
@@ -40,6 +42,8 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
@@ -97,6 +101,8 @@ pub async fn run_all_with(
         config.node_lifecycle,
         shutdown.clone(),
     ));
+    let endpoints = tokio::spawn(endpoints::run(client.clone(), shutdown.clone()));
+    let slices = tokio::spawn(endpointslice::run(client.clone(), shutdown.clone()));
     let _ = ns.await;
     let _ = ipam.await;
     let _ = rs.await;
@@ -108,6 +114,8 @@ pub async fn run_all_with(
     let _ = ds.await;
     let _ = sts.await;
     let _ = nodes.await;
+    let _ = endpoints.await;
+    let _ = slices.await;
 }
 
 /// An error with its chain of causes, `: `-separated, as Kubernetes prints wrapped errors.

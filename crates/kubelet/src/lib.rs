@@ -19,6 +19,8 @@
 //! - [`server`]: the kubelet's HTTPS endpoint (`containerLogs`, `healthz`), its self-signed
 //!   serving certificate and the [`server::PodLogs`] trait the pod manager answers it through.
 //! - [`volumes`]: pod volumes as node directories, and container mounts.
+//! - [`streaming`]: `port-forward` (SPDY/3.1 over WebSocket) and `exec` (`channel.k8s.io`)
+//!   sessions the kubelet server runs on upgraded connections.
 
 pub mod backoff;
 pub mod env;
@@ -34,4 +36,5 @@ pub mod runtime;
 pub mod server;
 pub mod stats;
 pub mod statuses;
+pub mod streaming;
 pub mod volumes;

@@ -63,6 +63,8 @@ pub struct PodLogState {
     pub uid: String,
     pub dir: PathBuf,
     pub containers: Mutex<HashMap<String, LogEntry>>,
+    /// The pod's IP once it has one (port forwarding connects there).
+    pub ip: Mutex<Option<IpAddr>>,
 }
 
 /// The node's pod table: (namespace, name) → the pod's log state and running containers.
@@ -93,6 +95,40 @@ impl LogTable {
 }
 
 impl PodLogs for LogTable {
+    fn pod_address(&self, namespace: &str, pod: &str) -> Option<(IpAddr, String)> {
+        let state = self.pod(namespace, pod)?;
+        let ip = *state.ip.lock().unwrap_or_else(|p| p.into_inner());
+        ip.map(|ip| (ip, state.uid.clone()))
+    }
+
+    fn running_container(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<Arc<dyn crate::runtime::Container>, LogLookupError> {
+        let state = self
+            .pod(namespace, pod)
+            .ok_or_else(|| LogLookupError::PodNotFound {
+                pod: pod.to_string(),
+            })?;
+        let entries = state.containers.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = entries
+            .get(container)
+            .ok_or_else(|| LogLookupError::ContainerNotFound {
+                pod: pod.to_string(),
+                container: container.to_string(),
+            })?;
+        entry
+            .handle
+            .clone()
+            .filter(|_| entry.running.is_some())
+            .ok_or_else(|| LogLookupError::NotRunning {
+                pod: pod.to_string(),
+                container: container.to_string(),
+            })
+    }
+
     fn summary(&self) -> serde_json::Value {
         self.summary
             .lock()
@@ -243,6 +279,7 @@ impl NodeContext {
             name: name.clone(),
             uid,
             containers: Mutex::new(HashMap::new()),
+            ip: Mutex::new(None),
         });
         self.logs.lock().insert((ns, name), state.clone());
         state

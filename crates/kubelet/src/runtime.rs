@@ -167,6 +167,22 @@ pub trait Container: Send + Sync {
         Box::pin(async { Err(RuntimeError::Unsupported("exec")) })
     }
 
+    /// [`Container::exec`] with `stdin` as the command's standard input (`kubectl exec -i`).
+    /// Added beside `exec` so backends need not change: the default runs `exec` when there is
+    /// no input and refuses input it cannot deliver. A backend that can feed stdin overrides
+    /// this one (and may implement `exec` as `exec_with_stdin(command, Vec::new(), timeout)`).
+    fn exec_with_stdin(
+        &self,
+        command: Vec<String>,
+        stdin: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<ExecOutput, RuntimeError>> {
+        if stdin.is_empty() {
+            return self.exec(command, timeout);
+        }
+        Box::pin(async { Err(RuntimeError::Unsupported("exec with stdin")) })
+    }
+
     /// Current resource usage, for the metrics API.
     fn usage(&self) -> Usage {
         Usage::default()

@@ -1,5 +1,9 @@
 //! The kubelet's HTTPS endpoint: what the API server reaches a node through to serve
-//! `pods/log` (`GET /containerLogs/{namespace}/{pod}/{container}`), plus `GET /healthz`.
+//! `pods/log` (`GET /containerLogs/{namespace}/{pod}/{container}`), `pods/portforward`
+//! (`GET /portForward/{namespace}/{pod}`, a WebSocket tunnelling SPDY, see
+//! [`crate::streaming::portforward`]) and `pods/exec` (`GET /exec/{namespace}/{pod}/{container}`,
+//! a WebSocket of `channel.k8s.io` streams, see [`crate::streaming::remotecommand`]), plus
+//! `GET /healthz`.
 //!
 //! A node has no cluster CA to ask for a certificate, so it makes its own self-signed serving
 //! certificate ([`serving_cert`]) and publishes it on its Node object under
@@ -19,6 +23,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -39,6 +45,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::logs::{self, LogOptions};
+use crate::streaming::{portforward, remotecommand};
 
 /// The Node annotation holding the kubelet's serving certificate (PEM).
 pub const SERVING_CERT_ANNOTATION: &str = "wasmkube.io/kubelet-serving-cert";
@@ -88,6 +95,8 @@ pub enum LogLookupError {
         container: String,
         reason: String,
     },
+    #[error("container \"{container}\" in pod \"{pod}\" is not running")]
+    NotRunning { pod: String, container: String },
 }
 
 impl LogLookupError {
@@ -96,7 +105,8 @@ impl LogLookupError {
             LogLookupError::PodNotFound { .. } => (StatusCode::NOT_FOUND, "NotFound"),
             LogLookupError::ContainerNotFound { .. }
             | LogLookupError::PreviousNotFound { .. }
-            | LogLookupError::Waiting { .. } => (StatusCode::BAD_REQUEST, "BadRequest"),
+            | LogLookupError::Waiting { .. }
+            | LogLookupError::NotRunning { .. } => (StatusCode::BAD_REQUEST, "BadRequest"),
         }
     }
 }
@@ -126,6 +136,23 @@ pub trait PodLogs: Send + Sync + 'static {
     /// (`/stats/summary`), which the API server's `metrics.k8s.io` is built from.
     fn summary(&self) -> serde_json::Value {
         serde_json::json!({"pods": []})
+    }
+
+    /// The IP and uid of a pod on this node that has one: where port forwarding connects.
+    fn pod_address(&self, _namespace: &str, _pod: &str) -> Option<(IpAddr, String)> {
+        None
+    }
+
+    /// The running instance of a container of a pod on this node: what `exec` runs in.
+    fn running_container(
+        &self,
+        _namespace: &str,
+        pod: &str,
+        _container: &str,
+    ) -> Result<Arc<dyn crate::runtime::Container>, LogLookupError> {
+        Err(LogLookupError::PodNotFound {
+            pod: pod.to_string(),
+        })
     }
 }
 
@@ -328,6 +355,8 @@ pub fn router(
                 "/containerLogs/{namespace}/{pod}/{container}",
                 get(container_logs),
             )
+            .route("/portForward/{namespace}/{pod}", get(port_forward))
+            .route("/exec/{namespace}/{pod}/{container}", get(exec))
             .route(
                 "/stats/summary",
                 get(|State(shared): State<Arc<Shared>>| async move {
@@ -428,7 +457,9 @@ async fn serve(
                 }
             };
             let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
+            // Upgrades carry port-forward and exec WebSockets.
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(app));
             tokio::pin!(conn);
             tokio::select! {
                 res = conn.as_mut() => {
@@ -585,6 +616,188 @@ async fn container_logs(
         body,
     )
         .into_response()
+}
+
+/// How long an exec may run: `kubectl exec` sets no limit, but a command must not hold its
+/// instance (and connection) forever.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
+async fn port_forward(
+    State(shared): State<Arc<Shared>>,
+    UrlPath((namespace, pod)): UrlPath<(String, String)>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return upgrade_required(&e),
+    };
+    let Some((ip, uid)) = shared.logs.pod_address(&namespace, &pod) else {
+        return LogLookupError::PodNotFound { pod }.into_response();
+    };
+    let target = portforward::Target {
+        namespace,
+        pod,
+        uid,
+        ip,
+    };
+    let shutdown = shared.shutdown.clone();
+    ws.protocols([portforward::TUNNELED_PROTOCOL_V1])
+        .on_upgrade(move |socket| async move {
+            let (to_session, incoming) = tokio::sync::mpsc::channel(64);
+            let (outgoing, from_session) = tokio::sync::mpsc::channel(64);
+            let session = portforward::serve(incoming, outgoing, target, shutdown);
+            tokio::join!(session, bridge(socket, to_session, from_session));
+        })
+}
+
+/// Carries the SPDY bytes of a tunnelled session: each binary message is a piece of the
+/// connection, in order.
+async fn bridge(
+    socket: WebSocket,
+    to_session: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    mut from_session: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+) {
+    use futures::SinkExt;
+    let (mut sink, mut stream) = socket.split();
+    let read = async move {
+        while let Some(Ok(message)) = stream.next().await {
+            match message {
+                Message::Binary(data) => {
+                    if to_session.send(data).await.is_err() {
+                        break;
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        // Dropping `to_session` ends the session.
+    };
+    let write = async move {
+        while let Some(data) = from_session.recv().await {
+            if sink.send(Message::Binary(data)).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Message::Close(None)).await;
+    };
+    tokio::join!(read, write);
+}
+
+async fn exec(
+    State(shared): State<Arc<Shared>>,
+    UrlPath((namespace, pod, container)): UrlPath<(String, String, String)>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let params = match query {
+        Ok(Query(params)) => params,
+        Err(e) => return status_response(StatusCode::BAD_REQUEST, "BadRequest", &e.body_text()),
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return upgrade_required(&e),
+    };
+    let req = match remotecommand::ExecRequest::from_query(&params) {
+        Ok(req) => req,
+        Err(message) => return status_response(StatusCode::BAD_REQUEST, "BadRequest", &message),
+    };
+    let handle = match shared.logs.running_container(&namespace, &pod, &container) {
+        Ok(h) => h,
+        Err(e) => return e.into_response(),
+    };
+    let shutdown = shared.shutdown.clone();
+    ws.protocols(remotecommand::PROTOCOLS)
+        .on_upgrade(move |socket| run_exec(socket, handle, req, shutdown))
+}
+
+/// Runs one exec over its WebSocket: stdin (v5, up to the client's close signal), the command,
+/// its output, its status, close.
+async fn run_exec(
+    socket: WebSocket,
+    handle: Arc<dyn crate::runtime::Container>,
+    req: remotecommand::ExecRequest,
+    shutdown: CancellationToken,
+) {
+    use futures::SinkExt;
+    use remotecommand::Incoming;
+    let v5 = socket.protocol().and_then(|p| p.to_str().ok()) == Some(remotecommand::PROTOCOL_V5);
+    let (mut sink, mut stream) = socket.split();
+    let mut stdin = Vec::new();
+    // Only v5 can say where input ends; a v4 client's stdin is taken as empty.
+    if req.stdin && v5 {
+        loop {
+            let message = tokio::select! {
+                m = stream.next() => m,
+                _ = shutdown.cancelled() => return,
+            };
+            match message {
+                Some(Ok(Message::Binary(data))) => match remotecommand::classify(&data) {
+                    Incoming::Stdin(bytes) => stdin.extend_from_slice(bytes),
+                    Incoming::Close(remotecommand::STDIN) => break,
+                    _ => {}
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+    // A client that goes away ends the exec.
+    let gone = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let run = handle.exec_with_stdin(req.command.clone(), stdin, EXEC_TIMEOUT);
+    let result = tokio::select! {
+        r = run => r,
+        _ = gone => return,
+        _ = shutdown.cancelled() => return,
+    };
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let status = match result {
+        Ok(output) => {
+            if req.stdout {
+                out.extend(remotecommand::messages(
+                    remotecommand::STDOUT,
+                    &output.stdout,
+                ));
+            }
+            if req.stderr {
+                out.extend(remotecommand::messages(
+                    remotecommand::STDERR,
+                    &output.stderr,
+                ));
+            }
+            remotecommand::exit_status(&req.command, output.exit_code)
+        }
+        Err(e) => remotecommand::failure_status(&format!(
+            "error executing command {:?} in container: {e}",
+            req.command
+        )),
+    };
+    out.push([&[remotecommand::ERROR][..], status.to_string().as_bytes()].concat());
+    for message in out {
+        if sink.send(Message::Binary(message.into())).await.is_err() {
+            return;
+        }
+    }
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: axum::extract::ws::close_code::NORMAL,
+            reason: "".into(),
+        })))
+        .await;
+}
+
+fn upgrade_required(e: &WebSocketUpgradeRejection) -> Response {
+    status_response(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        &format!("this endpoint needs a WebSocket upgrade: {}", e.body_text()),
+    )
 }
 
 /// Caps a whole (possibly following) stream at `limit` bytes, ending it as soon as the cap is

@@ -161,6 +161,15 @@ impl Container for WasmContainer {
         command: Vec<String>,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<ExecOutput, RuntimeError>> {
+        self.exec_with_stdin(command, Vec::new(), timeout)
+    }
+
+    fn exec_with_stdin(
+        &self,
+        command: Vec<String>,
+        stdin: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<ExecOutput, RuntimeError>> {
         Box::pin(async move {
             let Some(ctx) = &self.exec else {
                 return Err(RuntimeError::Unsupported("exec"));
@@ -171,7 +180,7 @@ impl Container for WasmContainer {
                     "the container is not running",
                 )));
             }
-            crate::exec::exec(ctx, &self.control, &self.usage, command, timeout).await
+            crate::exec::exec(ctx, &self.control, &self.usage, command, stdin, timeout).await
         })
     }
 

@@ -46,7 +46,7 @@ impl ExecContext {
     }
 }
 
-/// Runs `argv` as a new instance of the container's image. The exec shares the container's
+/// Runs `argv` as a new instance of the container's image, `stdin` its standard input. The exec shares the container's
 /// usage counters (its memory and CPU show in the container's usage, as a process exec'd
 /// into a cgroup does) and is interrupted when the container is stopped. Exceeding `timeout`
 /// is an error of kind `TimedOut`, which the kubelet reports as a probe timeout.
@@ -55,6 +55,7 @@ pub(crate) async fn exec(
     control: &Arc<Control>,
     usage: &Arc<UsageCounters>,
     argv: Vec<String>,
+    stdin: Vec<u8>,
     timeout: Duration,
 ) -> Result<ExecOutput, RuntimeError> {
     if argv.is_empty() {
@@ -73,7 +74,12 @@ pub(crate) async fn exec(
     let stdout = Capture::new(MAX_EXEC_OUTPUT);
     let stderr = Capture::new(MAX_EXEC_OUTPUT);
     let mut builder = spec.wasi_builder(&[]).map_err(RuntimeError::Io)?;
-    builder.stdout(stdout.clone()).stderr(stderr.clone());
+    builder
+        .stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(Bytes::from(
+            stdin,
+        )))
+        .stdout(stdout.clone())
+        .stderr(stderr.clone());
     let limiter = MemoryLimiter::new(spec.memory_limit, usage.clone());
     let started = Instant::now();
     let epoch = EpochControl {

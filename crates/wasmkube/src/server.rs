@@ -62,6 +62,13 @@ pub struct ServerArgs {
     /// Seconds between horizontal pod autoscaler evaluations.
     #[arg(long, default_value_t = 15)]
     pub horizontal_pod_autoscaler_sync_period: u64,
+    /// Services' cluster IPs come from this range (loopback only; the first address is the
+    /// `kubernetes` Service's). Clusters sharing a machine need disjoint ranges.
+    #[arg(long, default_value = wasmkube_apiserver::services::DEFAULT_SERVICE_CIDR)]
+    pub service_cluster_ip_range: wasmkube_apiserver::services::ServiceCidr,
+    /// Node ports of NodePort and LoadBalancer Services come from this range.
+    #[arg(long, default_value = "30000-32767", value_parser = wasmkube_apiserver::services::parse_port_range)]
+    pub service_node_port_range: std::ops::RangeInclusive<u16>,
     /// Run no local node: only the control plane (pods then need `wasmkube agent` nodes).
     #[arg(long)]
     pub disable_agent: bool,
@@ -82,6 +89,16 @@ impl ServerArgs {
             && (t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             bail!("--token must be at least 16 characters with no whitespace");
+        }
+        let services = self.service_cluster_ip_range.second_octets();
+        let pods = self.cluster_cidr.first..=self.cluster_cidr.last;
+        if services.start() <= pods.end() && pods.start() <= services.end() {
+            bail!(
+                "--service-cluster-ip-range {} overlaps --cluster-cidr (127.{}-{}.x.x)",
+                self.service_cluster_ip_range,
+                pods.start(),
+                pods.end()
+            );
         }
         Ok(())
     }
@@ -123,6 +140,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         store: store.clone(),
         admission: Admission {
             default_toleration_seconds: args.default_not_ready_toleration_seconds as i64,
+            services: wasmkube_apiserver::services::ServiceAllocator::new(
+                args.service_cluster_ip_range,
+                args.service_node_port_range.clone(),
+            ),
             ..Admission::default()
         },
         subresource_handler: Some(Arc::new(node_proxy)),
@@ -132,6 +153,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     wasmkube_apiserver::bootstrap::ensure_defaults(&state)
         .await
         .context("creating the default namespaces")?;
+    wasmkube_apiserver::bootstrap::ensure_kubernetes_service(&state, local)
+        .await
+        .context("creating the kubernetes Service")?;
 
     let scheme = if args.insecure { "http" } else { "https" };
     let host = if local.ip().is_unspecified() {

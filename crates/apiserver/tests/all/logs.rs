@@ -195,8 +195,9 @@ impl Cluster {
             },
         );
         let api = Api {
-            router: wasmkube_apiserver::router(state, Some(auth), None),
+            router: wasmkube_apiserver::router(state.clone(), Some(auth), None),
             store,
+            state,
             shutdown,
         };
 

@@ -4,6 +4,7 @@
 mod logs;
 mod robustness;
 mod semantics;
+mod services;
 mod watch;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub const TOKEN: &str = "test-token-0123456789";
 pub struct Api {
     pub router: axum::Router,
     pub store: Arc<dyn Store>,
+    pub state: Arc<ApiState>,
     pub shutdown: CancellationToken,
 }
 
@@ -40,10 +42,15 @@ impl Api {
 
     pub async fn with_bookmarks(interval: Duration) -> Api {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        Self::with(store, Admission::new(), interval).await
+    }
+
+    /// An API over `store` (e.g. a reopened redb file) with its own admission settings.
+    pub async fn with(store: Arc<dyn Store>, admission: Admission, interval: Duration) -> Api {
         let shutdown = CancellationToken::new();
         let state = Arc::new(ApiState {
             store: store.clone(),
-            admission: Admission::new(),
+            admission,
             subresource_handler: None,
             shutdown: shutdown.clone(),
             bookmark_interval: interval,
@@ -60,8 +67,9 @@ impl Api {
             },
         );
         Api {
-            router: wasmkube_apiserver::router(state, Some(auth), None),
+            router: wasmkube_apiserver::router(state.clone(), Some(auth), None),
             store,
+            state,
             shutdown,
         }
     }

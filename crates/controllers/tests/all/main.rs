@@ -6,6 +6,7 @@ mod api_only;
 mod cronjob;
 mod daemonset;
 mod deployment;
+mod endpoints;
 mod garbage_collector;
 mod job;
 mod node_lifecycle;

@@ -408,7 +408,10 @@ impl Worker {
         };
         if self.ip.is_none() {
             match self.ctx.take_ip(&self.uid).await {
-                Ok(ip) => self.ip = Some(ip),
+                Ok(ip) => {
+                    self.ip = Some(ip);
+                    *self.logs.ip.lock().unwrap_or_else(|p| p.into_inner()) = Some(IpAddr::V4(ip));
+                }
                 Err(message) => {
                     self.ctx
                         .events
