@@ -1,9 +1,13 @@
 //! Workloads end to end: the hello-http Deployment from manifests/ as a user applies it,
 //! scaled, rolled out to a new image and back, across the server's node and an agent.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::harness::{Agent, Server, eventually};
+use crate::harness::{Agent, Server, eventually, kubectl_path};
 use crate::node::http_get;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -79,6 +83,12 @@ fn deployment_scales_rolls_out_and_back_across_nodes() {
             .arg(dir);
         crate::harness::run(cmd, None, MINUTE).ok();
     }
+    // Watch every pod change through the rollout: the Deployment (4 replicas, the default
+    // 25 % maxUnavailable → 1) must keep at least 3 pods Ready at every moment.
+    let watch = ReadyWatch::start(&s, "app=hello-http");
+    watch.wait_until(MINUTE, "the watch sees the 4 ready replicas", |w| {
+        w.ready_now() == 4
+    });
     s.kubectl(&[
         "set",
         "image",
@@ -93,6 +103,22 @@ fn deployment_scales_rolls_out_and_back_across_nodes() {
         "--timeout=55s",
     ])
     .ok();
+    // The watch catches up with the end of the rollout: 4 ready pods of the new image.
+    watch.wait_until(MINUTE, "the watch sees the rollout end", |w| {
+        w.ready_with_image(":v2") == 4
+    });
+    let seen = watch.stop();
+    assert!(
+        seen.min_ready >= 3,
+        "only {} pods were ready at one point of the rollout (maxUnavailable 1 of 4):\n{}",
+        seen.min_ready,
+        seen.history.join("\n")
+    );
+    assert!(
+        seen.new_pods_ready >= 4,
+        "the watch saw {} new pods become ready",
+        seen.new_pods_ready
+    );
     let images = s.jsonpath(
         &["pods", "-l", "app=hello-http"],
         "{.items[*].spec.containers[0].image}",
@@ -285,4 +311,212 @@ fn daemonsets_jobs_statefulsets_autoscaling_and_node_loss() {
         );
         s.wait_for(&["pod", pod], "{.status.phase}", MINUTE, |p| p == "Running");
     }
+}
+
+/// One pod as the watch last saw it.
+#[derive(Debug, Clone, Default)]
+struct PodView {
+    ready: bool,
+    terminating: bool,
+    image: String,
+}
+
+/// What a [`ReadyWatch`] has seen.
+#[derive(Debug, Default)]
+struct ReadySeen {
+    pods: BTreeMap<String, PodView>,
+    /// The fewest pods Ready (and not terminating) after any event since the watch first saw
+    /// a full set.
+    min_ready: usize,
+    armed: bool,
+    /// Pods of a different image than the first ones that were seen Ready.
+    new_pods_ready: usize,
+    first_image: Option<String>,
+    counted: std::collections::BTreeSet<String>,
+    /// Every event with the ready count after it, for the failure report.
+    history: Vec<String>,
+}
+
+impl ReadySeen {
+    fn ready_now(&self) -> usize {
+        self.pods
+            .values()
+            .filter(|p| p.ready && !p.terminating)
+            .count()
+    }
+
+    fn ready_with_image(&self, suffix: &str) -> usize {
+        self.pods
+            .values()
+            .filter(|p| p.ready && !p.terminating && p.image.ends_with(suffix))
+            .count()
+    }
+
+    fn apply(&mut self, line: &str) {
+        let f: Vec<&str> = line.split('|').collect();
+        let &[kind, name, deleting, ready, image] = f.as_slice() else {
+            return;
+        };
+        if kind == "DELETED" {
+            self.pods.remove(name);
+        } else {
+            let view = PodView {
+                ready: ready == "True",
+                terminating: !deleting.is_empty(),
+                image: image.to_string(),
+            };
+            if view.ready && !view.terminating {
+                let first = self.first_image.get_or_insert_with(|| image.to_string());
+                if first.as_str() != image && self.counted.insert(name.to_string()) {
+                    self.new_pods_ready += 1;
+                }
+            }
+            self.pods.insert(name.to_string(), view);
+        }
+        let now = self.ready_now();
+        if now >= 4 {
+            self.armed = true;
+        }
+        if self.armed {
+            self.min_ready = self.min_ready.min(now);
+        }
+        self.history.push(format!("{line} → {now} ready"));
+    }
+}
+
+/// A `kubectl get pods -w --output-watch-events` following every change of the selected
+/// pods, so that a condition can be checked at every moment rather than at samples.
+struct ReadyWatch {
+    child: Child,
+    seen: Arc<Mutex<ReadySeen>>,
+}
+
+impl ReadyWatch {
+    fn start(s: &Server, selector: &str) -> ReadyWatch {
+        let template = "jsonpath={.type}|{.object.metadata.name}|{.object.metadata.deletionTimestamp}|{.object.status.conditions[?(@.type==\"Ready\")].status}|{.object.spec.containers[0].image}{\"\\n\"}";
+        let mut child = Command::new(kubectl_path())
+            .arg("--kubeconfig")
+            .arg(s.kubeconfig())
+            .args(["get", "pods", "-l", selector, "-w", "--output-watch-events"])
+            .args(["-o", template])
+            .env("HOME", s.home.path())
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn kubectl get -w");
+        let stdout = child.stdout.take().expect("stdout");
+        let seen = Arc::new(Mutex::new(ReadySeen {
+            min_ready: usize::MAX,
+            ..ReadySeen::default()
+        }));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(mut s) = sink.lock() {
+                    s.apply(line.trim());
+                }
+            }
+        });
+        ReadyWatch { child, seen }
+    }
+
+    fn wait_until(&self, timeout: Duration, what: &str, pred: impl Fn(&ReadySeen) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(s) = self.seen.lock()
+                && pred(&*s)
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                let history = self
+                    .seen
+                    .lock()
+                    .map(|s| s.history.join("\n"))
+                    .unwrap_or_default();
+                panic!("timed out after {timeout:?} waiting until {what}; events:\n{history}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(mut self) -> ReadySeen {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::take(&mut *self.seen.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Drop for ReadyWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const EVERY_MINUTE: &str = r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: every-minute}
+spec:
+  schedule: "* * * * *"
+  concurrencyPolicy: Forbid
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          runtimeClassName: wasmtime
+          restartPolicy: Never
+          containers:
+          - name: hello
+            image: wasmkube.local/examples/hello:v1
+"#;
+
+/// A CronJob on the real clock: its first Job starts at the next minute (so within 60 s)
+/// and runs the command example to completion.
+#[test]
+fn cronjob_fires_every_minute_and_its_job_completes() {
+    let s = Server::start();
+    s.import_example("hello");
+    s.kubectl_stdin(&["apply", "-f", "-"], Some(EVERY_MINUTE))
+        .ok();
+    let jobs = s.wait_for(
+        &["jobs"],
+        "{.items[*].metadata.name}",
+        Duration::from_secs(75),
+        |v| !v.is_empty(),
+    );
+    let job = jobs.split_whitespace().next().expect("a job").to_string();
+    assert!(job.starts_with("every-minute-"), "{job}");
+    assert_eq!(
+        s.jsonpath(
+            &["job", &job],
+            "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}"
+        ),
+        "CronJob/every-minute"
+    );
+    s.kubectl(&[
+        "wait",
+        "--for=condition=complete",
+        &format!("job/{job}"),
+        "--timeout=55s",
+    ])
+    .ok();
+    // The Job's generated selector finds its pod for kubectl.
+    let logs = s.kubectl(&["logs", &format!("job/{job}")]).ok();
+    assert!(
+        logs.stdout.contains("Hello from WebAssembly on wasmkube!"),
+        "{}",
+        logs.stdout
+    );
+    let scheduled = s.jsonpath(&["cronjob", "every-minute"], "{.status.lastScheduleTime}");
+    assert!(scheduled.ends_with(":00Z"), "{scheduled}");
+    s.wait_for(
+        &["cronjob", "every-minute"],
+        "{.status.lastSuccessfulTime}",
+        MINUTE,
+        |v| !v.is_empty(),
+    );
 }

@@ -5,6 +5,7 @@ mod logs;
 mod robustness;
 mod semantics;
 mod services;
+mod strategy;
 mod watch;
 
 use std::sync::Arc;
@@ -43,6 +44,12 @@ impl Api {
     pub async fn with_bookmarks(interval: Duration) -> Api {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         Self::with(store, Admission::new(), interval).await
+    }
+
+    /// A server whose admission settings are `admission` (e.g. a name generator that clashes).
+    pub async fn with_admission(admission: Admission) -> Api {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        Self::with(store, admission, Duration::from_secs(30)).await
     }
 
     /// An API over `store` (e.g. a reopened redb file) with its own admission settings.
