@@ -40,3 +40,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v docker-registry >/dev/null || { echo "docker-registry did not install" >&2; exit 1; }
 command -v htpasswd >/dev/null || { echo "htpasswd did not install" >&2; exit 1; }
+
+# dig (Debian dnsutils) for the cluster DNS end-to-end tests, openssl for their Ingress TLS
+# certificates.
+need_apt=()
+command -v dig >/dev/null || need_apt+=(dnsutils)
+command -v openssl >/dev/null || need_apt+=(openssl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}"
+fi
+command -v dig >/dev/null || { echo "dig did not install" >&2; exit 1; }

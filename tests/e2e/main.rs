@@ -8,4 +8,5 @@ mod kubectl;
 mod node;
 mod python;
 mod registry;
+mod services;
 mod workloads;

@@ -7,6 +7,8 @@
 //! - `http-rps`: requests per second to HTTP Wasm pods beside the same modules served by a
 //!   minimal wasmtime + hyper server in this process.
 //! - `idle-pods`: the node's memory per idle HTTP pod beside the same node with no pods.
+//! - `services`: requests per second and latency through a ClusterIP and an Ingress beside
+//!   the pod IP, and the cost of a new connection per request on each path.
 //!
 //! `wasmkube bench` with no benchmark named runs `api-writes` then `watch-fanout`.
 //!
@@ -19,7 +21,7 @@
 //! - `reference_http.rs`: the minimal wasmtime + hyper servers `http-rps` compares against.
 //! - `load.rs`: the keep-alive HTTP load generator.
 //! - One file per benchmark: `api_writes.rs`, `watch_fanout.rs`, `pod_start.rs`,
-//!   `http_rps.rs`, `idle_pods.rs`.
+//!   `http_rps.rs`, `idle_pods.rs`, `services.rs`.
 
 mod api;
 mod api_writes;
@@ -30,6 +32,7 @@ mod idle_pods;
 mod load;
 mod pod_start;
 mod reference_http;
+mod services;
 mod watch_fanout;
 
 use std::path::PathBuf;
@@ -75,6 +78,8 @@ pub enum BenchCommand {
     HttpRps(http_rps::HttpRpsArgs),
     /// Memory per idle HTTP Wasm pod, beside the same node with no pods.
     IdlePods(idle_pods::IdlePodsArgs),
+    /// Requests per second through a ClusterIP and an Ingress, beside the pod IP directly.
+    Services(services::ServicesArgs),
 }
 
 /// Where the example guests are (`wasm-examples/build.sh` builds them).
@@ -113,6 +118,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Some(BenchCommand::PodStart(a)) => pod_start::run(a).await?,
         Some(BenchCommand::HttpRps(a)) => http_rps::run(a).await?,
         Some(BenchCommand::IdlePods(a)) => idle_pods::run(a).await?,
+        Some(BenchCommand::Services(a)) => services::run(a).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
