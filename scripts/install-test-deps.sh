@@ -48,6 +48,10 @@ need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# dig (Debian dnsutils) for the cluster DNS end-to-end tests, openssl for their Ingress TLS
+# certificates.
+command -v dig >/dev/null || need_apt+=(dnsutils)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -59,3 +63,4 @@ have=$(cd tests/web && node -p 'require("playwright-core/package.json").version'
 if [ "$want" != "$have" ]; then
   (cd tests/web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
+command -v dig >/dev/null || { echo "dig did not install" >&2; exit 1; }

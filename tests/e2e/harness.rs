@@ -24,6 +24,18 @@ pub struct Server {
     extra_args: Vec<String>,
     cluster_cidr: String,
     service_cidr: String,
+    /// This cluster's node addresses are 127.1.K.N (the server's node N = 1), so NodePorts,
+    /// LoadBalancer and Ingress ports of clusters side by side never clash.
+    pub node_k: u8,
+    agents: std::sync::atomic::AtomicU8,
+}
+
+/// A node-address block (and cluster DNS address) of its own for each cluster: offset by
+/// the process id so e2e runs side by side rarely meet.
+fn next_node_k() -> u8 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ((std::process::id().wrapping_mul(37).wrapping_add(n)) % 250 + 1) as u8
 }
 
 /// A pod range (4 nodes) and a service range of its own for each cluster this test process
@@ -56,6 +68,8 @@ impl Server {
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             cluster_cidr,
             service_cidr,
+            node_k: next_node_k(),
+            agents: std::sync::atomic::AtomicU8::new(1),
         };
         s.launch(0);
         s
@@ -74,6 +88,8 @@ impl Server {
             .args(["--kubelet-port", "0", "--node-name", SERVER_NODE])
             .args(["--cluster-cidr", &self.cluster_cidr])
             .args(["--service-cluster-ip-range", &self.service_cidr])
+            .args(["--node-ip", &self.node_ip()])
+            .args(["--cluster-dns", &self.cluster_dns()])
             .args(&self.extra_args)
             .env("WASMKUBE_LOG", "warn")
             .stdin(Stdio::null())
@@ -100,6 +116,16 @@ impl Server {
             Ok(url) => self.url = url,
             Err(_) => panic!("server did not become ready in 30 s; log:\n{}", self.log()),
         }
+    }
+
+    /// The server node's address.
+    pub fn node_ip(&self) -> String {
+        format!("127.1.{}.1", self.node_k)
+    }
+
+    /// The cluster DNS address (port 53).
+    pub fn cluster_dns(&self) -> String {
+        format!("127.1.{}.53", self.node_k)
     }
 
     pub fn port(&self) -> u16 {
@@ -265,6 +291,8 @@ pub struct Agent {
     pub log: Arc<Mutex<String>>,
     server_url: String,
     token: String,
+    node_ip: String,
+    cluster_dns: String,
 }
 
 impl Agent {
@@ -283,6 +311,15 @@ impl Agent {
             log: Arc::new(Mutex::new(String::new())),
             server_url: server.url.clone(),
             token,
+            node_ip: format!(
+                "127.1.{}.{}",
+                server.node_k,
+                server
+                    .agents
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1
+            ),
+            cluster_dns: server.cluster_dns(),
         };
         a.launch();
         a
@@ -294,6 +331,12 @@ impl Agent {
         cmd.arg("agent")
             .args(["--server", &self.server_url, "--token", &self.token])
             .args(["--node-name", &self.name, "--kubelet-port", "0"])
+            .args([
+                "--node-ip",
+                &self.node_ip,
+                "--cluster-dns",
+                &self.cluster_dns,
+            ])
             .arg("--data-dir")
             .arg(&self.dir)
             .env("WASMKUBE_LOG", "warn")

@@ -8,6 +8,7 @@ mod kubectl;
 mod node;
 mod python;
 mod registry;
+mod services;
 mod streaming;
 mod web;
 mod workloads;

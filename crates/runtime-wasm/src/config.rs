@@ -30,6 +30,11 @@ pub struct WasmRuntimeConfig {
     /// How many output chunks may wait for a container's log writer before the guest's
     /// writes block (only that guest's).
     pub log_queue_chunks: usize,
+    /// The cluster DNS server guests' outgoing HTTP resolves Service names through (with the
+    /// pod's search path); `None` leaves names to the host's resolver.
+    pub cluster_dns: Option<std::net::SocketAddr>,
+    /// The cluster domain of the search path (`cluster.local`).
+    pub cluster_domain: String,
 }
 
 impl WasmRuntimeConfig {
@@ -46,6 +51,8 @@ impl WasmRuntimeConfig {
             insecure_registries: Vec::new(),
             registry_timeout: Duration::from_secs(30),
             log_queue_chunks: 64,
+            cluster_dns: None,
+            cluster_domain: "cluster.local".into(),
         }
     }
 

@@ -261,10 +261,14 @@ impl WasiHttpView for P2Host {
 }
 
 /// Which hosts a guest's outgoing `wasi:http` requests may reach (the pod's
-/// allowed-outbound-hosts annotation): `host`, `host:port`, `*.suffix`, or `*` for any.
+/// allowed-outbound-hosts annotation): `host`, `host:port`, `*.suffix`, or `*` for any. A
+/// name that resolves in the cluster is allowed by its written form or by its fully
+/// qualified one (so `*.svc.cluster.local` allows `http://web/`).
 #[derive(Clone, Default)]
 pub(crate) struct OutboundPolicy {
     pub(crate) allowed: Arc<Vec<String>>,
+    /// The cluster DNS with the pod's search path, for Service names.
+    pub(crate) resolver: Option<Arc<crate::resolve::ClusterResolver>>,
 }
 
 impl OutboundPolicy {
@@ -310,11 +314,37 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutboundPolicy {
             > + Send,
     > {
         let _ = fut;
-        let uri = request.uri();
-        let allowed = uri.host().is_some_and(|h| self.allows(h, uri.port_u16()));
+        let policy = self.clone();
+        let mut request = request;
         Box::new(async move {
+            let uri = request.uri().clone();
+            let Some(host) = uri.host().map(str::to_string) else {
+                return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
+            };
+            let port = uri.port_u16();
+            // Plain HTTP to a Service name goes to the address the cluster DNS gives it; the
+            // Host header keeps the name. (HTTPS keeps the name: its certificate is checked
+            // against it.)
+            let resolved = match &policy.resolver {
+                Some(r) if uri.scheme() != Some(&http::uri::Scheme::HTTPS) => {
+                    r.resolve(&host).await
+                }
+                _ => None,
+            };
+            let allowed = policy.allows(&host, port)
+                || resolved
+                    .as_ref()
+                    .is_some_and(|(fqdn, _)| policy.allows(fqdn, port));
             if !allowed {
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
+            }
+            if let Some((_, ip)) = resolved {
+                let authority = format!("{ip}:{}", port.unwrap_or(80));
+                let mut parts = uri.into_parts();
+                parts.authority = authority.parse().ok();
+                if let Ok(u) = http::Uri::from_parts(parts) {
+                    *request.uri_mut() = u;
+                }
             }
             use http_body_util::BodyExt;
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
@@ -339,6 +369,7 @@ mod tests {
                 "*.svc.cluster.local".into(),
                 "db:5432".into(),
             ]),
+            resolver: None,
         };
         assert!(p.allows("api.example.com", None));
         assert!(p.allows("API.example.com", Some(443)));
@@ -349,7 +380,8 @@ mod tests {
         assert!(!p.allows("evil.com", None));
         assert!(
             OutboundPolicy {
-                allowed: Arc::new(vec!["*".into()])
+                allowed: Arc::new(vec!["*".into()]),
+                resolver: None,
             }
             .allows("x", None)
         );

@@ -42,6 +42,8 @@
 //! - `container`: [`WasmContainer`], the `Container` handed to the kubelet.
 //! - `exec`: `Container::exec`, a fresh instance of the container's image run as a command
 //!   with captured, bounded output and a timeout (exec probes, `kubectl exec`).
+//! - `resolve`: Service names for guests' outgoing HTTP, through the cluster DNS with the
+//!   pod's search path.
 //! - `runtime`: [`WasmRuntime`], the `Runtime` implementation tying it together.
 
 pub mod config;
@@ -57,6 +59,7 @@ mod guest;
 mod http;
 mod logs;
 mod proxy;
+mod resolve;
 mod runtime;
 mod wagi;
 

@@ -267,6 +267,13 @@ impl WasmRuntime {
             memory_limit,
             outbound: OutboundPolicy {
                 allowed: Arc::new(config.allowed_outbound_hosts.clone()),
+                resolver: self.inner.config.cluster_dns.map(|dns| {
+                    Arc::new(crate::resolve::ClusterResolver::for_pod(
+                        dns,
+                        &pod.namespace,
+                        &self.inner.config.cluster_domain,
+                    ))
+                }),
             },
         };
         let cfg = &self.inner.config;

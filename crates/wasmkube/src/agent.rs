@@ -147,11 +147,19 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let kubelet = crate::node::start(
         &args.node,
         &args.data_dir,
-        client,
+        client.clone(),
         secret.clone(),
         shutdown.clone(),
     )
     .await?;
+    let proxy = crate::proxy::start(
+        &args.node.proxy,
+        args.node.node_ip,
+        args.node.proxy.dns_addr(crate::proxy::DEFAULT_CLUSTER_DNS),
+        client,
+        false,
+        shutdown.clone(),
+    );
     eprintln!(
         "wasmkube agent: node {} joined {} in {} ms (kubelet on {})",
         args.node.name(),
@@ -163,6 +171,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     eprintln!("wasmkube agent shutting down");
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(15), kubelet.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), proxy.wait()).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,6 +9,7 @@
 //! - `server.rs`: the `server` subcommand (flags, data directory, start-up and shutdown).
 //! - `agent.rs`: the `agent` subcommand (joining a server with a join token).
 //! - `node.rs`: the node both run: flags, the Wasm runtime, the kubelet.
+//! - `proxy.rs`: the service proxy, Ingress and cluster DNS both run (crates/proxy).
 //! - `bench/`: the `bench` subcommand (figures as ratios against same-run references).
 //! - `cli/`: one file per client verb, plus shared kubeconfig and output helpers.
 
@@ -16,6 +17,7 @@ mod agent;
 mod bench;
 mod cli;
 mod node;
+mod proxy;
 mod server;
 
 use clap::{Parser, Subcommand};

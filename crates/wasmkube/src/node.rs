@@ -32,6 +32,8 @@ pub struct NodeArgs {
     /// Registries (host[:port]) pulled from over plain HTTP. Loopback registries always are.
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
+    #[command(flatten)]
+    pub proxy: crate::proxy::ProxyArgs,
 }
 
 impl NodeArgs {
@@ -54,6 +56,7 @@ impl NodeArgs {
         if self.max_pods == 0 {
             bail!("--max-pods must be at least 1");
         }
+        self.proxy.check()?;
         Ok(())
     }
 
@@ -81,6 +84,9 @@ pub async fn start(
     wasm_config
         .insecure_registries
         .extend(args.insecure_registries.iter().cloned());
+    // Guests' outgoing HTTP resolves Service names through the cluster DNS.
+    wasm_config.cluster_dns = Some(args.proxy.dns_addr(crate::proxy::DEFAULT_CLUSTER_DNS));
+    wasm_config.cluster_domain = args.proxy.cluster_domain.trim_end_matches('.').to_string();
     let wasm = WasmRuntime::new(wasm_config).context("starting the Wasm runtime")?;
     let runtimes: Vec<Arc<dyn Runtime>> = vec![Arc::new(wasm)];
     let mut config = KubeletConfig::new(args.name(), args.node_ip, data_dir.to_path_buf());

@@ -279,6 +279,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .await?,
         )
     };
+    // The server's proxy runs even without a local node: it serves this host's ClusterIPs
+    // and DNS, and it is the one that writes LoadBalancer and Ingress status.
+    let proxy = crate::proxy::start(
+        &args.node.proxy,
+        args.node.node_ip,
+        args.node.proxy.dns_addr(crate::proxy::DEFAULT_CLUSTER_DNS),
+        internal.clone(),
+        true,
+        shutdown.clone(),
+    );
     eprintln!(
         "wasmkube server ready at {server_url} in {} ms; kubeconfig: {}",
         started.elapsed().as_millis(),
@@ -292,6 +302,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let _ = tokio::time::timeout(Duration::from_secs(15), k.wait()).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), proxy.wait()).await;
     let _ = compactor.await;
     let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;

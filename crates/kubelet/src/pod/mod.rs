@@ -100,6 +100,8 @@ pub(crate) struct Worker {
     /// When `ErrImagePull` turns into `ImagePullBackOff`.
     pull_error_until: Option<Instant>,
     terminate_started: bool,
+    /// Until when the containers' `preStop` sleep keeps them running after deletion.
+    pre_stop_until: Option<Instant>,
     delete_retry_at: Option<Instant>,
     /// The last phase reported, kept while terminating.
     phase: Phase,
@@ -181,6 +183,7 @@ impl Worker {
             retry_at: None,
             pull_error_until: None,
             terminate_started: false,
+            pre_stop_until: None,
             delete_retry_at: None,
             phase,
             publish: !phase.is_terminal(),
@@ -251,6 +254,9 @@ impl Worker {
         times.extend(self.retry_at);
         times.extend(self.pull_error_until);
         times.extend(self.delete_retry_at);
+        if !self.terminate_started {
+            times.extend(self.pre_stop_until);
+        }
         if let Some(deadline) = self.active_deadline() {
             times.push(deadline);
         }
@@ -1020,10 +1026,34 @@ impl Worker {
         self.stage = Stage::Finished(Phase::Failed);
     }
 
+    /// The longest `lifecycle.preStop.sleep` of a running container, within the grace period.
+    fn pre_stop_sleep(&self) -> Duration {
+        let secs = self
+            .containers
+            .iter()
+            .filter(|r| r.instance.is_some())
+            .map(|r| &r.spec)
+            .filter_map(|c| c.lifecycle.as_ref()?.pre_stop.as_ref()?.sleep.as_ref())
+            .map(|s| s.seconds.max(0) as u64)
+            .max()
+            .unwrap_or(0);
+        Duration::from_secs(secs).min(self.grace_period())
+    }
+
     async fn terminate(&mut self) {
         if !self.terminate_started {
+            // Kubernetes' order: the preStop hook first (a sleep lets Services and Ingresses
+            // stop sending new requests while the containers still serve), then the stop,
+            // within what is left of the grace period.
+            let pre_stop = self.pre_stop_sleep();
+            let until = *self
+                .pre_stop_until
+                .get_or_insert_with(|| Instant::now() + pre_stop);
+            if until > Instant::now() {
+                return;
+            }
             self.terminate_started = true;
-            let grace = self.grace_period();
+            let grace = self.grace_period().saturating_sub(pre_stop);
             self.stop_all(grace, None).await;
             let failed = self
                 .containers

@@ -14,6 +14,8 @@
 //!
 //! `scheduler` and `deployment` print each figure beside the previous run's (see
 //! `history.rs`).
+//! - `services`: requests per second and latency through a ClusterIP and an Ingress beside
+//!   the pod IP, and the cost of a new connection per request on each path.
 //!
 //! `wasmkube bench` with no benchmark named runs `api-writes` then `watch-fanout`.
 //!
@@ -28,6 +30,7 @@
 //! - `history.rs`: the JSON file of previous runs' figures.
 //! - One file per benchmark: `api_writes.rs`, `watch_fanout.rs`, `pod_start.rs`,
 //!   `http_rps.rs`, `idle_pods.rs`, `scheduler.rs`, `deployment.rs`.
+//!   `http_rps.rs`, `idle_pods.rs`, `services.rs`.
 
 mod api;
 mod api_writes;
@@ -41,6 +44,7 @@ mod load;
 mod pod_start;
 mod reference_http;
 mod scheduler;
+mod services;
 mod watch_fanout;
 
 use std::path::PathBuf;
@@ -91,6 +95,8 @@ pub enum BenchCommand {
     /// Time for a Deployment to be fully ready on a Wasm node, beside the same pods created
     /// directly.
     Deployment(deployment::DeploymentArgs),
+    /// Requests per second through a ClusterIP and an Ingress, beside the pod IP directly.
+    Services(services::ServicesArgs),
 }
 
 /// Where the example guests are (`wasm-examples/build.sh` builds them).
@@ -131,6 +137,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Some(BenchCommand::IdlePods(a)) => idle_pods::run(a).await?,
         Some(BenchCommand::Scheduler(a)) => scheduler::run(a).await?,
         Some(BenchCommand::Deployment(a)) => deployment::run(a).await?,
+        Some(BenchCommand::Services(a)) => services::run(a).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
