@@ -78,7 +78,6 @@ fn rotation(url: &str, n: usize, what: &str, pred: impl Fn(&[String]) -> bool) -
 }
 
 #[test]
-#[ignore = "needs ClusterIP/NodePort allocation and the EndpointSlice controller (branch netctl): remove once merged"]
 fn cluster_ip_node_port_load_balancer_and_dns() {
     let s = Server::start();
     s.import_example("hello-http");
@@ -271,7 +270,6 @@ impl Drop for ReadinessServer {
 }
 
 #[test]
-#[ignore = "needs ClusterIP/NodePort allocation and the EndpointSlice controller (branch netctl): remove once merged"]
 fn readiness_rotation_and_session_affinity() {
     let s = Server::start();
     s.import_example("hello-http");
@@ -350,7 +348,6 @@ spec:
 }
 
 #[test]
-#[ignore = "needs ClusterIP/NodePort allocation and the EndpointSlice controller (branch netctl): remove once merged"]
 fn ingress_routes_hosts_and_paths_with_tls() {
     let s = Server::start();
     s.import_example("hello-http");
@@ -503,7 +500,6 @@ spec:
 }
 
 #[test]
-#[ignore = "needs ClusterIP/NodePort allocation and the EndpointSlice controller (branch netctl): remove once merged"]
 fn rolling_update_behind_a_service_fails_no_request() {
     let s = Server::start();
     s.import_example("hello-http");

@@ -426,7 +426,7 @@ impl ReadyWatch {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(s) = self.seen.lock()
-                && pred(&*s)
+                && pred(&s)
             {
                 return;
             }

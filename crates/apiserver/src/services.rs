@@ -613,10 +613,12 @@ pub fn prepare_update(old: &Value, svc: &mut Value) {
             if let Some(n) = old_node_port {
                 port["nodePort"] = json!(n);
             }
-        } else if !keeps_node_ports && current != 0 && old_node_port == Some(current) {
-            if let Some(map) = port.as_object_mut() {
-                map.remove("nodePort");
-            }
+        } else if !keeps_node_ports
+            && current != 0
+            && old_node_port == Some(current)
+            && let Some(map) = port.as_object_mut()
+        {
+            map.remove("nodePort");
         }
     }
 }

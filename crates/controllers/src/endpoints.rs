@@ -320,8 +320,10 @@ pub fn subsets(svc: &Service, selected: &[Arc<Pod>]) -> Vec<EndpointSubset> {
         .unwrap_or_default();
     // Resolved ports → (ready, not ready).
     type Group = (Vec<EndpointAddress>, Vec<EndpointAddress>);
-    let mut groups: BTreeMap<Vec<(String, i32, String)>, (Vec<EndpointPort>, Group)> =
-        BTreeMap::new();
+    // Keyed by the resolved ports as (name, port, protocol): pods whose named ports resolve
+    // alike share a subset.
+    type PortsKey = Vec<(String, i32, String)>;
+    let mut groups: BTreeMap<PortsKey, (Vec<EndpointPort>, Group)> = BTreeMap::new();
     for pod in selected {
         if !pod_included(pod, tolerate_unready) {
             continue;

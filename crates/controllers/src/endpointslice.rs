@@ -190,8 +190,10 @@ pub fn desired(svc: &Service, selected: &[Arc<Pod>]) -> Vec<(Vec<EndpointPort>, 
         .as_ref()
         .and_then(|s| s.ports.clone())
         .unwrap_or_default();
-    let mut groups: BTreeMap<Vec<(String, i32, String)>, (Vec<EndpointPort>, Vec<Endpoint>)> =
-        BTreeMap::new();
+    // Keyed by the resolved ports as (name, port, protocol): pods whose named ports resolve
+    // alike share a slice.
+    type PortsKey = Vec<(String, i32, String)>;
+    let mut groups: BTreeMap<PortsKey, (Vec<EndpointPort>, Vec<Endpoint>)> = BTreeMap::new();
     for pod in selected {
         // Terminating pods stay in slices, with their conditions saying so.
         if !ep::pod_included(pod, true) {

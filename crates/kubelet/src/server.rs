@@ -661,14 +661,13 @@ async fn bridge(
     let (mut sink, mut stream) = socket.split();
     let read = async move {
         while let Some(Ok(message)) = stream.next().await {
-            match message {
-                Message::Binary(data) => {
-                    if to_session.send(data).await.is_err() {
-                        break;
-                    }
-                }
+            let data = match message {
+                Message::Binary(data) => data,
                 Message::Close(_) => break,
-                _ => {}
+                _ => continue,
+            };
+            if to_session.send(data).await.is_err() {
+                break;
             }
         }
         // Dropping `to_session` ends the session.

@@ -60,7 +60,7 @@ impl HostRoutes {
             if !self.prefixes.iter().any(|(p, _)| *p == e) {
                 self.prefixes.push((e, backend));
                 // Stable: among equal lengths the older Ingress stays first.
-                self.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+                self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
             }
         }
     }
