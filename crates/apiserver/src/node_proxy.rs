@@ -433,19 +433,7 @@ impl Inner {
         };
         check_started(&pod, &name, &container, query.previous)?;
 
-        let nodes = registry::lookup("", "v1", "nodes")
-            .ok_or_else(|| ApiError::internal("the nodes resource is not registered"))?;
-        let node = match self.store.get(&nodes.key(None, node_name)).await? {
-            Some(kv) => objects::decode(&kv)?,
-            None => {
-                return Err(NodeProxyError::NodeNotFound {
-                    node: node_name.to_string(),
-                }
-                .into());
-            }
-        };
-        let kubelet = kubelet_of(node_name, &node)?;
-        let client = self.client(node_name, &kubelet.cert_pem)?;
+        let (kubelet, client) = self.node_kubelet(node_name).await?;
 
         let mut url = format!(
             "https://{}/containerLogs/{}/{}/{}",
@@ -510,6 +498,13 @@ impl Inner {
                 "pod {pod_name} does not have a host assigned"
             )));
         };
+        let (kubelet, client) = self.node_kubelet(node_name).await?;
+        Ok((node_name.to_string(), kubelet, client))
+    }
+
+    /// The kubelet of node `node_name` (from its Node object) and a client pinned to its
+    /// serving certificate.
+    async fn node_kubelet(&self, node_name: &str) -> ApiResult<(Kubelet, reqwest::Client)> {
         let nodes = registry::lookup("", "v1", "nodes")
             .ok_or_else(|| ApiError::internal("the nodes resource is not registered"))?;
         let node = match self.store.get(&nodes.key(None, node_name)).await? {
@@ -523,7 +518,7 @@ impl Inner {
         };
         let kubelet = kubelet_of(node_name, &node)?;
         let client = self.client(node_name, &kubelet.cert_pem)?;
-        Ok((node_name.to_string(), kubelet, client))
+        Ok((kubelet, client))
     }
 
     /// `pods/exec` and `pods/portforward`: upgrades the client's connection to the kubelet's.
