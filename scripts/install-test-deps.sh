@@ -64,3 +64,23 @@ if [ "$want" != "$have" ]; then
   (cd tests/web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 command -v dig >/dev/null || { echo "dig did not install" >&2; exit 1; }
+# Linux containers: containerd and runc (the e2e tests start a private containerd), umoci,
+# busybox-static (the busybox image the tests build and push), protoc (containerd-client
+# generates its gRPC bindings at build time) and iproute2 (`ip`: lo up in pod namespaces).
+need_apt=()
+for pkg in containerd runc umoci busybox-static protobuf-compiler iproute2; do
+  [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" = "install ok installed" ] || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  # Debian may start the packaged containerd; the tests run their own.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
+    systemctl stop containerd || true
+  fi
+fi
+for tool in containerd ctr runc containerd-shim-runc-v2 umoci protoc ip; do
+  command -v "$tool" >/dev/null || { echo "$tool did not install" >&2; exit 1; }
+done
+[ -x /bin/busybox ] || { echo "/bin/busybox (busybox-static) did not install" >&2; exit 1; }

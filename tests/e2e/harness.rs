@@ -91,6 +91,8 @@ impl Server {
             .args(["--node-ip", &self.node_ip()])
             .args(["--cluster-dns", &self.cluster_dns()])
             .args(&self.extra_args)
+            // Never a system containerd: tests that want one start their own and name it.
+            .args(no_containerd(&self.extra_args, &self.dir))
             .env("WASMKUBE_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -339,6 +341,7 @@ impl Agent {
             ])
             .arg("--data-dir")
             .arg(&self.dir)
+            .args(no_containerd(&[], &self.dir))
             .env("WASMKUBE_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -395,6 +398,17 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// `--containerd-socket` at a path where nothing listens, unless `args` name one.
+fn no_containerd(args: &[String], dir: &Path) -> Vec<String> {
+    if args.iter().any(|a| a == "--containerd-socket") {
+        return Vec::new();
+    }
+    vec![
+        "--containerd-socket".into(),
+        dir.join("no-containerd.sock").display().to_string(),
+    ]
 }
 
 /// The result of a command.

@@ -2,6 +2,7 @@
 //! the official Python client and plain HTTP. One test binary (wasmtime's `tests/all` layout).
 
 mod cli;
+mod containers;
 mod durability;
 mod harness;
 mod kubectl;

@@ -1,5 +1,5 @@
 //! Objects every cluster has from its first start: the system namespaces and the `wasmtime`
-//! RuntimeClass. Created through the API itself so they get the same defaulting, validation and
+//! and `runc` RuntimeClasses. Created through the API itself so they get the same defaulting, validation and
 //! metadata as anything a user creates; existing ones are left alone.
 //!
 //! The `kubernetes` Service in `default` (with its Endpoints and EndpointSlice pointing at the
@@ -36,6 +36,13 @@ fn defaults() -> Vec<(&'static str, Value)> {
             json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
                 "metadata": {"name": "wasmtime", "labels": {"app.kubernetes.io/managed-by": "wasmkube"}},
                 "handler": "wasmtime"}),
+        ),
+        // Linux containers through containerd; nodes without containerd do not offer it.
+        (
+            "/apis/node.k8s.io/v1/runtimeclasses",
+            json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                "metadata": {"name": "runc", "labels": {"app.kubernetes.io/managed-by": "wasmkube"}},
+                "handler": "runc"}),
         ),
     ]
 }

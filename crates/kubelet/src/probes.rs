@@ -67,6 +67,10 @@ pub struct ProbeTarget {
     pub container: String,
     pub instance: u32,
     pub pod_ip: IpAddr,
+    /// The pod's network namespace, if it has one: a tcpSocket probe of the pod IP connects
+    /// inside it (the kubelet's forwarder would accept on the pod IP even with nothing
+    /// listening behind it).
+    pub network_namespace: Option<std::path::PathBuf>,
     /// The container's named ports.
     pub ports: Vec<(String, u16)>,
     pub handle: Arc<dyn Container>,
@@ -257,7 +261,11 @@ pub async fn probe_once(
             .as_deref()
             .and_then(|h| h.parse().ok())
             .unwrap_or(target.pod_ip);
-        return match tokio::net::TcpStream::connect((host, port)).await {
+        let connected = match &target.network_namespace {
+            Some(ns) if host == target.pod_ip => crate::netns::connect(ns, port).await,
+            _ => tokio::net::TcpStream::connect((host, port)).await,
+        };
+        return match connected {
             Ok(_) => Outcome::Success,
             Err(e) => Outcome::Failure(format!("dial tcp {host}:{port}: {e}")),
         };
@@ -336,6 +344,7 @@ mod tests {
             container: "c".into(),
             instance: 0,
             pod_ip: "127.0.0.1".parse().expect("ip"),
+            network_namespace: None,
             ports,
             handle: Arc::new(Fake),
         }

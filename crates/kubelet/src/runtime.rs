@@ -7,6 +7,8 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
@@ -60,6 +62,38 @@ pub struct RegistryAuth {
     pub password: String,
 }
 
+/// How far an image pull has come, in bytes: the backend adds what it will download and what
+/// it has, the kubelet reads it while the pull lasts to report progress in the pod's events.
+/// Clones share the counters.
+#[derive(Debug, Clone, Default)]
+pub struct PullProgress(Arc<PullCounters>);
+
+#[derive(Debug, Default)]
+struct PullCounters {
+    total: AtomicU64,
+    done: AtomicU64,
+}
+
+impl PullProgress {
+    /// `bytes` more to download (a layer's size from its manifest).
+    pub fn expect(&self, bytes: u64) {
+        self.0.total.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// `bytes` more downloaded.
+    pub fn downloaded(&self, bytes: u64) {
+        self.0.done.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// `(downloaded, expected)` so far.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.0.done.load(Ordering::Relaxed),
+            self.0.total.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// An image present on the node after a pull.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PulledImage {
@@ -78,6 +112,11 @@ pub struct PodSandbox {
     /// The pod's own IP (127.x.y.z on this machine) that its containers listen on.
     pub ip: IpAddr,
     pub hostname: String,
+    /// The pod's own network namespace (a pinned nsfs file, see [`crate::netns`]), when one
+    /// of its runtimes [needs one](Runtime::needs_network_namespace). Every container of the
+    /// pod, of any runtime, then lives in it: listeners bind inside it, and the kubelet
+    /// forwards the pod IP's ports into it.
+    pub network_namespace: Option<PathBuf>,
 }
 
 /// A directory made visible to a container at `container_path`.
@@ -105,6 +144,21 @@ pub struct Resources {
     pub cpu_request_millis: Option<u64>,
 }
 
+/// The parts of `securityContext` (pod and container, merged) a runtime enforces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub read_only_root_filesystem: bool,
+    pub privileged: bool,
+    /// `allowPrivilegeEscalation`; unset means allowed (Kubernetes' default), but a runtime
+    /// may still set no-new-privileges for unprivileged containers.
+    pub allow_privilege_escalation: Option<bool>,
+    /// Capability names as written (`NET_ADMIN` or `CAP_NET_ADMIN`; `ALL` in drop).
+    pub capabilities_add: Vec<String>,
+    pub capabilities_drop: Vec<String>,
+}
+
 /// Where a container's stdout and stderr go: the kubelet serves `pods/log` from this file,
 /// one line per record in the CRI log format (`<RFC3339Nano> stdout|stderr F <text>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +184,7 @@ pub struct ContainerConfig {
     pub log: LogSink,
     /// Outbound HTTP hosts a Wasm guest may call (from the pod's annotations).
     pub allowed_outbound_hosts: Vec<String>,
+    pub security: Security,
 }
 
 /// How a container ended.
@@ -215,6 +270,13 @@ pub trait Runtime: Send + Sync + 'static {
         String::new()
     }
 
+    /// Whether this backend's containers need the pod to have its own network namespace
+    /// (Linux containers do; a Wasm guest binds the pod's IP directly, unless the pod has a
+    /// namespace anyway because it also holds Linux containers).
+    fn needs_network_namespace(&self) -> bool {
+        false
+    }
+
     /// Whether this backend can run `image` at all (e.g. a Wasm module vs a Linux image),
     /// for images that name no RuntimeClass.
     fn recognizes(&self, _image: &str) -> BoxFuture<'_, bool> {
@@ -229,7 +291,22 @@ pub trait Runtime: Send + Sync + 'static {
         auth: &'a [RegistryAuth],
     ) -> BoxFuture<'a, Result<PulledImage, RuntimeError>>;
 
-    /// Prepares the pod-level sandbox (network namespace, ...) before its first container.
+    /// [`Runtime::pull`], reporting the bytes it downloads into `progress`. The default
+    /// reports nothing.
+    fn pull_with_progress<'a>(
+        &'a self,
+        image: &'a str,
+        policy: PullPolicy,
+        auth: &'a [RegistryAuth],
+        progress: &'a PullProgress,
+    ) -> BoxFuture<'a, Result<PulledImage, RuntimeError>> {
+        let _ = progress;
+        self.pull(image, policy, auth)
+    }
+
+    /// Prepares this backend's part of the pod-level sandbox before the pod's first container
+    /// of this backend. In a pod whose containers use several backends, each is called with
+    /// the same `pod` (one IP, one network namespace, made by the kubelet beforehand).
     fn create_sandbox<'a>(
         &'a self,
         _pod: &'a PodSandbox,

@@ -58,13 +58,29 @@ pub(crate) trait Handler: Send + Sync + 'static {
     ) -> BoxFuture<'static, hyper::Response<ResponseBody>>;
 }
 
-/// Binds every port on `ip` before anything is spawned, so a taken port fails the start.
-pub(crate) async fn bind(ip: std::net::IpAddr, ports: &[u16]) -> std::io::Result<Vec<TcpListener>> {
+/// Binds every port before anything is spawned, so a taken port fails the start: on the pod's
+/// IP, or, in a pod with its own network namespace (one shared with Linux containers), on
+/// every address inside that namespace, where the kubelet forwards the pod IP's ports.
+pub(crate) async fn bind(
+    pod: &wasmkube_kubelet::runtime::PodSandbox,
+    ports: &[u16],
+) -> std::io::Result<Vec<TcpListener>> {
+    let ip = pod.ip;
     let mut listeners = Vec::with_capacity(ports.len());
     for &port in ports {
-        let l = TcpListener::bind(SocketAddr::new(ip, port))
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("binding {ip}:{port}: {e}")))?;
+        let l = match &pod.network_namespace {
+            Some(ns) => wasmkube_kubelet::netns::listen(ns, port)
+                .await
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("binding port {port} in the pod's network namespace: {e}"),
+                    )
+                })?,
+            None => TcpListener::bind(SocketAddr::new(ip, port))
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("binding {ip}:{port}: {e}")))?,
+        };
         listeners.push(l);
     }
     Ok(listeners)

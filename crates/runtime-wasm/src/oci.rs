@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
+use wasmkube_kubelet::runtime::PullProgress;
 /// Registry credentials, as the kubelet resolves them from `imagePullSecrets`.
 pub use wasmkube_kubelet::runtime::RegistryAuth;
 
@@ -295,6 +296,34 @@ pub fn wasm_layer(manifest: &ImageManifest) -> Result<&Descriptor, OciError> {
     }
 }
 
+/// An image manifest with the bytes it was served as (what a content store keeps).
+#[derive(Debug, Clone)]
+pub struct RawImageManifest {
+    pub manifest: ImageManifest,
+    pub bytes: Vec<u8>,
+    /// `sha256:<hex>` of `bytes`.
+    pub digest: String,
+    pub media_type: String,
+}
+
+/// Picks the entry of an index for this machine's Linux platform, else the first.
+pub fn pick_linux(entries: &[Descriptor]) -> Result<&Descriptor, OciError> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    entries
+        .iter()
+        .find(|d| {
+            d.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+        })
+        .or_else(|| entries.first())
+        .ok_or(OciError::EmptyIndex)
+}
+
 /// A pulled module.
 #[derive(Debug)]
 pub(crate) struct PulledBlob {
@@ -302,8 +331,10 @@ pub(crate) struct PulledBlob {
     pub(crate) digest: Digest,
 }
 
-/// A registry v2 client: manifests and blobs, with bearer-token and basic auth.
-pub(crate) struct RegistryClient {
+/// A registry v2 client: manifests and blobs, with bearer-token and basic auth. Also used by
+/// the containerd runtime, which pulls Linux images client-side (containerd 1.6 has no
+/// transfer service).
+pub struct RegistryClient {
     http: reqwest::Client,
     insecure: Vec<String>,
     /// How to authenticate to a (registry, repository), learned from its last challenge and
@@ -400,10 +431,7 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 /// The credentials in `auth` for `registry`, matching on host with any scheme or path stripped.
-pub(crate) fn credentials_for<'a>(
-    auth: &'a [RegistryAuth],
-    registry: &str,
-) -> Option<&'a RegistryAuth> {
+pub fn credentials_for<'a>(auth: &'a [RegistryAuth], registry: &str) -> Option<&'a RegistryAuth> {
     let norm = |s: &str| {
         let s = s
             .trim()
@@ -422,10 +450,7 @@ pub(crate) fn credentials_for<'a>(
 }
 
 impl RegistryClient {
-    pub(crate) fn new(
-        timeout: Duration,
-        insecure: Vec<String>,
-    ) -> Result<RegistryClient, OciError> {
+    pub fn new(timeout: Duration, insecure: Vec<String>) -> Result<RegistryClient, OciError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -597,7 +622,7 @@ impl RegistryClient {
             } => denied(r, auth, status),
             e => e,
         })?;
-        let body = read_limited(token_resp, realm, 1 << 20).await?;
+        let body = read_limited(token_resp, realm, 1 << 20, None).await?;
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(OciError::Token)?;
         Ok(parsed.token.or(parsed.access_token).unwrap_or_default())
     }
@@ -608,6 +633,17 @@ impl RegistryClient {
         r: &Reference,
         auth: Option<&RegistryAuth>,
     ) -> Result<ImageManifest, OciError> {
+        Ok(self.manifest_raw(r, auth, pick_from_index).await?.manifest)
+    }
+
+    /// Resolves `r` to an image manifest and its bytes as served, following one level of
+    /// index with `pick` choosing the entry.
+    pub async fn manifest_raw(
+        &self,
+        r: &Reference,
+        auth: Option<&RegistryAuth>,
+        pick: fn(&[Descriptor]) -> Result<&Descriptor, OciError>,
+    ) -> Result<RawImageManifest, OciError> {
         let accept = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST].join(", ");
         let mut reference = r.manifest_ref().to_string();
         for _ in 0..2 {
@@ -618,13 +654,70 @@ impl RegistryClient {
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let body = read_limited(resp, &url, 4 << 20).await?;
+            let body = read_limited(resp, &url, 4 << 20, None).await?;
             match parse_manifest(content_type.as_deref(), &body)? {
-                Manifest::Image(m) => return Ok(m),
-                Manifest::Index(entries) => reference = pick_from_index(&entries)?.digest.clone(),
+                Manifest::Image(manifest) => {
+                    let media_type = manifest
+                        .media_type
+                        .clone()
+                        .or(content_type
+                            .map(|c| c.split(';').next().unwrap_or(&c).trim().to_string()))
+                        .unwrap_or_else(|| OCI_MANIFEST.to_string());
+                    return Ok(RawImageManifest {
+                        manifest,
+                        digest: Digest::of(&body).to_string(),
+                        media_type,
+                        bytes: body,
+                    });
+                }
+                Manifest::Index(entries) => reference = pick(&entries)?.digest.clone(),
             }
         }
         Err(OciError::UnsupportedManifest("nested image index".into()))
+    }
+
+    /// Downloads blob `digest` of `r`'s repository (at most `limit` bytes), checking its
+    /// sha256 digest.
+    pub async fn blob(
+        &self,
+        r: &Reference,
+        digest: &str,
+        auth: Option<&RegistryAuth>,
+        limit: u64,
+        progress: Option<&PullProgress>,
+    ) -> Result<Vec<u8>, OciError> {
+        let url = format!("{}/blobs/{digest}", self.base(r));
+        let resp = self.get(r, &url, None, auth).await?;
+        let bytes = read_limited(resp, &url, limit, progress).await?;
+        let actual = Digest::of(&bytes);
+        if digest.starts_with("sha256:") && actual.as_str() != digest {
+            return Err(OciError::DigestMismatch {
+                expected: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Uploads `config` and `layers` (each with its media type) and tags their manifest as
+    /// `r`'s tag: how tests and `wasmkube bench` put a Linux image into a registry.
+    pub async fn push_artifact(
+        &self,
+        r: &Reference,
+        config_media_type: &str,
+        config: Vec<u8>,
+        layers: Vec<(String, Vec<u8>)>,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<PushedImage, OciError> {
+        let artifact = Artifact {
+            config_media_type: config_media_type.to_string(),
+            config: Bytes::from(config),
+            layers: layers
+                .into_iter()
+                .map(|(m, b)| (m, Bytes::from(b)))
+                .collect(),
+        };
+        self.push(r, artifact, auth).await
     }
 
     /// Downloads the Wasm layer of `r`, checking its digest, size and magic bytes.
@@ -633,6 +726,7 @@ impl RegistryClient {
         r: &Reference,
         auth: Option<&RegistryAuth>,
         max_bytes: u64,
+        progress: &PullProgress,
     ) -> Result<PulledBlob, OciError> {
         let manifest = self.manifest(r, auth).await?;
         let layer = wasm_layer(&manifest)?.clone();
@@ -642,9 +736,10 @@ impl RegistryClient {
                 limit: max_bytes,
             });
         }
+        progress.expect(layer.size);
         let url = format!("{}/blobs/{}", self.base(r), layer.digest);
         let resp = self.get(r, &url, None, auth).await?;
-        let bytes = read_limited(resp, &url, max_bytes).await?;
+        let bytes = read_limited(resp, &url, max_bytes, Some(progress)).await?;
         let digest = Digest::of(&bytes);
         if layer.digest.starts_with("sha256:") && digest.as_str() != layer.digest {
             return Err(OciError::DigestMismatch {
@@ -927,11 +1022,13 @@ fn check_status(resp: reqwest::Response, url: &str) -> Result<reqwest::Response,
     }
 }
 
-/// Reads a body, refusing more than `limit` bytes (a hostile registry can't fill memory).
+/// Reads a body, refusing more than `limit` bytes (a hostile registry can't fill memory), and
+/// counting what arrives into `progress`.
 async fn read_limited(
     mut resp: reqwest::Response,
     url: &str,
     limit: u64,
+    progress: Option<&PullProgress>,
 ) -> Result<Vec<u8>, OciError> {
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err(OciError::TooLarge {
@@ -951,6 +1048,9 @@ async fn read_limited(
             });
         }
         out.extend_from_slice(&chunk);
+        if let Some(p) = progress {
+            p.downloaded(chunk.len() as u64);
+        }
     }
     Ok(out)
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use tokio_util::task::TaskTracker;
 use wasmkube_kubelet::runtime::{
-    Container, ContainerConfig, PodSandbox, PullPolicy, PulledImage, RegistryAuth, Runtime,
-    RuntimeError,
+    Container, ContainerConfig, PodSandbox, PullPolicy, PullProgress, PulledImage, RegistryAuth,
+    Runtime, RuntimeError,
 };
 use wasmtime::Engine;
 
@@ -144,6 +144,7 @@ impl WasmRuntime {
         &self,
         image: &str,
         auth: &[RegistryAuth],
+        progress: &PullProgress,
     ) -> Result<PulledImage, RuntimeError> {
         let reference = Reference::parse(image).map_err(|e| RuntimeError::InvalidImage {
             image: image.to_string(),
@@ -153,7 +154,12 @@ impl WasmRuntime {
         let blob = self
             .inner
             .registry
-            .pull(&reference, creds, self.inner.config.max_image_bytes)
+            .pull(
+                &reference,
+                creds,
+                self.inner.config.max_image_bytes,
+                progress,
+            )
             .await
             .map_err(|e| pull_error(image, e))?;
         crate::images::wasm_kind(&blob.bytes, image).map_err(|e| RuntimeError::InvalidImage {
@@ -325,7 +331,7 @@ impl WasmRuntime {
                 ));
             }
         };
-        let listeners = crate::http::bind(pod.ip, &ports)
+        let listeners = crate::http::bind(pod, &ports)
             .await
             .map_err(|e| create_err(e.to_string()))?;
         let (log_tx, log_writer) = crate::logs::spawn_writer(&config.log, cfg.log_queue_chunks);
@@ -397,6 +403,7 @@ impl WasmRuntime {
         image: &str,
         policy: PullPolicy,
         auth: &[RegistryAuth],
+        progress: &PullProgress,
     ) -> Result<PulledImage, RuntimeError> {
         let local = self.local(image);
         match (policy, local) {
@@ -413,12 +420,12 @@ impl WasmRuntime {
                     .map(|r| r.explicit_registry)
                     .unwrap_or(false);
                 if qualified {
-                    self.pull_remote(image, auth).await
+                    self.pull_remote(image, auth, progress).await
                 } else {
                     Ok(Self::pulled(image, &info))
                 }
             }
-            (_, None) => self.pull_remote(image, auth).await,
+            (_, None) => self.pull_remote(image, auth, progress).await,
         }
     }
 }
@@ -472,7 +479,20 @@ impl Runtime for WasmRuntime {
         policy: PullPolicy,
         auth: &'a [RegistryAuth],
     ) -> BoxFuture<'a, Result<PulledImage, RuntimeError>> {
-        Box::pin(self.pull_image(image, policy, auth))
+        Box::pin(async move {
+            self.pull_image(image, policy, auth, &PullProgress::default())
+                .await
+        })
+    }
+
+    fn pull_with_progress<'a>(
+        &'a self,
+        image: &'a str,
+        policy: PullPolicy,
+        auth: &'a [RegistryAuth],
+        progress: &'a PullProgress,
+    ) -> BoxFuture<'a, Result<PulledImage, RuntimeError>> {
+        Box::pin(self.pull_image(image, policy, auth, progress))
     }
 
     fn start<'a>(

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 use wasmkube_kubelet::kubelet::{Kubelet, KubeletConfig};
 use wasmkube_kubelet::runtime::Runtime;
+use wasmkube_runtime_oci::{OciRuntime, OciRuntimeConfig};
 use wasmkube_runtime_wasm::{WasmRuntime, WasmRuntimeConfig};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -34,6 +35,10 @@ pub struct NodeArgs {
     pub insecure_registries: Vec<String>,
     #[command(flatten)]
     pub proxy: crate::proxy::ProxyArgs,
+    /// containerd's socket. Linux container images run through it (the `runc` handler);
+    /// when it is absent or does not answer, the node offers Wasm only.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    pub containerd_socket: std::path::PathBuf,
 }
 
 impl NodeArgs {
@@ -88,7 +93,28 @@ pub async fn start(
     wasm_config.cluster_dns = Some(args.proxy.dns_addr(crate::proxy::DEFAULT_CLUSTER_DNS));
     wasm_config.cluster_domain = args.proxy.cluster_domain.trim_end_matches('.').to_string();
     let wasm = WasmRuntime::new(wasm_config).context("starting the Wasm runtime")?;
-    let runtimes: Vec<Arc<dyn Runtime>> = vec![Arc::new(wasm)];
+    let mut runtimes: Vec<Arc<dyn Runtime>> = vec![Arc::new(wasm)];
+    // The last runtime is the default for images no runtime recognizes: containerd's.
+    let mut oci_config =
+        OciRuntimeConfig::new(args.containerd_socket.clone(), data_dir, &args.name());
+    oci_config
+        .insecure_registries
+        .extend(args.insecure_registries.iter().cloned());
+    match OciRuntime::connect(oci_config).await {
+        Ok(oci) => {
+            tracing::info!(
+                socket = %args.containerd_socket.display(),
+                snapshotter = oci.snapshotter(),
+                "containerd found: the node offers the runc handler"
+            );
+            runtimes.push(Arc::new(oci));
+        }
+        Err(e) => tracing::warn!(
+            socket = %args.containerd_socket.display(),
+            "containerd is not available ({:#}): the node does not offer the runc handler; Wasm pods run as usual",
+            anyhow::Error::new(e)
+        ),
+    }
     let mut config = KubeletConfig::new(args.name(), args.node_ip, data_dir.to_path_buf());
     config.kubelet_port = args.kubelet_port;
     config.kubelet_token = kubelet_token;

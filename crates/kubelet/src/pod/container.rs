@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::env::{self, Sources};
 use crate::runtime::{
-    Container, ContainerConfig, ExitStatus, LogSink, Port, PulledImage, Resources,
+    Container, ContainerConfig, ExitStatus, LogSink, Port, PulledImage, Resources, Security,
 };
 use crate::volumes::{self, PodVolumes};
 
@@ -70,6 +70,8 @@ pub struct Record {
     /// The startup probe passed (or there is none) for the running instance.
     pub started: bool,
     pub instance: Option<Instance>,
+    /// The runtime that runs it (chosen once per pod worker).
+    pub runtime: Option<Arc<dyn crate::runtime::Runtime>>,
 }
 
 impl Record {
@@ -78,6 +80,7 @@ impl Record {
             spec,
             init,
             image: None,
+            runtime: None,
             restart_count: 0,
             state: State::Waiting {
                 reason: "ContainerCreating".into(),
@@ -240,7 +243,30 @@ pub async fn config(
             max_bytes: log_max_bytes,
         },
         allowed_outbound_hosts,
+        security: security(pod, spec),
     })
+}
+
+/// The pod's and the container's securityContext merged (the container's fields win).
+pub fn security(pod: &Pod, spec: &ContainerSpec) -> Security {
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let csc = spec.security_context.as_ref();
+    let caps = csc.and_then(|c| c.capabilities.as_ref());
+    Security {
+        run_as_user: csc
+            .and_then(|c| c.run_as_user)
+            .or_else(|| psc.and_then(|p| p.run_as_user)),
+        run_as_group: csc
+            .and_then(|c| c.run_as_group)
+            .or_else(|| psc.and_then(|p| p.run_as_group)),
+        read_only_root_filesystem: csc
+            .and_then(|c| c.read_only_root_filesystem)
+            .unwrap_or(false),
+        privileged: csc.and_then(|c| c.privileged).unwrap_or(false),
+        allow_privilege_escalation: csc.and_then(|c| c.allow_privilege_escalation),
+        capabilities_add: caps.and_then(|c| c.add.clone()).unwrap_or_default(),
+        capabilities_drop: caps.and_then(|c| c.drop.clone()).unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]

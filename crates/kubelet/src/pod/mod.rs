@@ -35,9 +35,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::Recorder;
 use crate::manager::{LogEntry, NodeContext, PodLogState};
 use crate::probes::{self, ProbeEvent, ProbeKind, ProbeTarget, ProbeUpdate};
-use crate::runtime::{ExitStatus, PodSandbox, PullPolicy, RegistryAuth, Runtime, RuntimeError};
+use crate::runtime::{
+    ExitStatus, PodSandbox, PullPolicy, PullProgress, PulledImage, RegistryAuth, Runtime,
+    RuntimeError,
+};
 use crate::volumes::{self, PodVolumes};
 use container::{Instance, Record, State, Terminated};
 use status::{Phase, Snapshot, Transitions};
@@ -85,8 +89,12 @@ pub(crate) struct Worker {
     name: String,
     dir: PathBuf,
     stage: Stage,
-    runtime: Option<Arc<dyn Runtime>>,
+    /// The runtimes the pod's containers use, each once, in the node's order; each record
+    /// holds its own (a mixed pod runs Wasm and Linux containers side by side).
+    runtimes: Vec<Arc<dyn Runtime>>,
     sandbox: Option<PodSandbox>,
+    /// Stops the forwarding of the pod IP's ports into its network namespace.
+    forwarding: Option<CancellationToken>,
     ip: Option<Ipv4Addr>,
     volumes: Option<PodVolumes>,
     init: Vec<Record>,
@@ -171,8 +179,9 @@ impl Worker {
             name,
             dir,
             stage,
-            runtime: None,
+            runtimes: Vec::new(),
             sandbox: None,
+            forwarding: None,
             volumes: None,
             init,
             containers,
@@ -312,9 +321,9 @@ impl Worker {
             return;
         }
         self.retry_at = None;
-        if self.runtime.is_none() {
-            match self.select_runtime().await {
-                Ok(rt) => self.runtime = Some(rt),
+        if self.runtimes.is_empty() {
+            match self.select_runtimes().await {
+                Ok(rts) => self.runtimes = rts,
                 Err(message) => {
                     self.ctx
                         .events
@@ -359,59 +368,87 @@ impl Worker {
         };
     }
 
-    async fn select_runtime(&self) -> Result<Arc<dyn Runtime>, String> {
+    /// Gives each container its runtime: the RuntimeClass's for all of them when the pod
+    /// names one, else per container the first runtime that recognizes its image, or the
+    /// default one (the last: containerd when present), whose pull then says why it can't.
+    /// Returns the distinct runtimes of the pod.
+    async fn select_runtimes(&mut self) -> Result<Vec<Arc<dyn Runtime>>, String> {
         let spec = self.pod.spec.clone().unwrap_or_default();
-        if let Some(class) = spec.runtime_class_name.as_deref().filter(|c| !c.is_empty()) {
-            let api: Api<RuntimeClass> = Api::all(self.ctx.client.clone());
-            let rc = api
-                .get_opt(class)
-                .await
-                .map_err(|e| format!("reading RuntimeClass {class:?}: {}", error_chain(&e)))?
-                .ok_or_else(|| format!("RuntimeClass {class:?} not found"))?;
-            return self
-                .ctx
-                .runtimes
-                .iter()
-                .find(|r| r.handler() == rc.handler)
-                .cloned()
-                .ok_or_else(|| {
-                    format!(
-                        "Failed to create pod sandbox: RuntimeHandler {:?} not supported",
-                        rc.handler
-                    )
-                });
-        }
-        let images: Vec<String> = self
-            .init
-            .iter()
-            .chain(self.containers.iter())
-            .filter_map(|r| r.spec.image.clone())
-            .collect();
-        for rt in &self.ctx.runtimes {
-            let mut all = true;
-            for image in &images {
-                if !rt.recognizes(image).await {
-                    all = false;
-                    break;
-                }
+        let forced = match spec.runtime_class_name.as_deref().filter(|c| !c.is_empty()) {
+            Some(class) => {
+                let api: Api<RuntimeClass> = Api::all(self.ctx.client.clone());
+                let rc = api
+                    .get_opt(class)
+                    .await
+                    .map_err(|e| format!("reading RuntimeClass {class:?}: {}", error_chain(&e)))?
+                    .ok_or_else(|| format!("RuntimeClass {class:?} not found"))?;
+                Some(
+                    self.ctx
+                        .runtimes
+                        .iter()
+                        .find(|r| r.handler() == rc.handler)
+                        .cloned()
+                        .ok_or_else(|| {
+                            format!(
+                                "Failed to create pod sandbox: RuntimeHandler {:?} not supported",
+                                rc.handler
+                            )
+                        })?,
+                )
             }
-            if all {
-                return Ok(rt.clone());
-            }
-        }
-        // Nothing claims the images: the default runtime (the last, containerd when present)
-        // tries, and its pull reports why it can't.
-        self.ctx
+            None => None,
+        };
+        let default = self
+            .ctx
             .runtimes
             .last()
             .cloned()
-            .ok_or_else(|| "the node has no container runtime".to_string())
+            .ok_or_else(|| "the node has no container runtime".to_string())?;
+        let mut chosen: Vec<Arc<dyn Runtime>> = Vec::new();
+        for i in 0..self.init.len() + self.containers.len() {
+            let image = if i < self.init.len() {
+                self.init[i].spec.image.clone()
+            } else {
+                self.containers[i - self.init.len()].spec.image.clone()
+            }
+            .unwrap_or_default();
+            let rt = match &forced {
+                Some(rt) => rt.clone(),
+                None => {
+                    let mut found = None;
+                    for rt in &self.ctx.runtimes {
+                        if rt.recognizes(&image).await {
+                            found = Some(rt.clone());
+                            break;
+                        }
+                    }
+                    found.unwrap_or_else(|| default.clone())
+                }
+            };
+            if !chosen.iter().any(|c| c.handler() == rt.handler()) {
+                chosen.push(rt.clone());
+            }
+            let r = if i < self.init.len() {
+                &mut self.init[i]
+            } else {
+                &mut self.containers[i - self.init.len()]
+            };
+            r.runtime = Some(rt);
+        }
+        // The node's order, so status and sandbox set-up do not depend on container order.
+        chosen.sort_by_key(|c| {
+            self.ctx
+                .runtimes
+                .iter()
+                .position(|r| r.handler() == c.handler())
+        });
+        Ok(chosen)
     }
 
     async fn create_sandbox(&mut self) -> bool {
-        let Some(rt) = self.runtime.clone() else {
+        if self.runtimes.is_empty() {
             return false;
-        };
+        }
         if self.ip.is_none() {
             match self.ctx.take_ip(&self.uid).await {
                 Ok(ip) => {
@@ -438,6 +475,7 @@ impl Worker {
                 .as_ref()
                 .and_then(|s| s.hostname.clone())
                 .unwrap_or_else(|| self.name.clone()),
+            network_namespace: None,
         };
         if let Err(e) = std::fs::create_dir_all(&self.dir) {
             self.ctx.events.warning(
@@ -447,27 +485,80 @@ impl Worker {
             );
             return false;
         }
-        match rt.create_sandbox(&sandbox).await {
-            Ok(()) => {
-                self.sandbox = Some(sandbox);
-                true
+        let mut sandbox = sandbox;
+        if self.runtimes.iter().any(|r| r.needs_network_namespace()) {
+            match self.create_network(&sandbox).await {
+                Ok(path) => sandbox.network_namespace = Some(path),
+                Err(message) => {
+                    self.ctx.events.warning(
+                        &self.pod,
+                        "FailedCreatePodSandBox",
+                        &format!("Failed to create pod sandbox: {message}"),
+                    );
+                    return false;
+                }
             }
-            Err(e) => {
+        }
+        let runtimes = self.runtimes.clone();
+        for (i, rt) in runtimes.iter().enumerate() {
+            if let Err(e) = rt.create_sandbox(&sandbox).await {
                 self.ctx.events.warning(
                     &self.pod,
                     "FailedCreatePodSandBox",
                     &format!("Failed to create pod sandbox: {}", error_chain(&e)),
                 );
-                false
+                // What the runtimes before it made is given back; the next attempt starts over.
+                for done in &runtimes[..i] {
+                    let _ = done.remove_sandbox(&sandbox).await;
+                }
+                self.remove_network(&sandbox);
+                return false;
             }
+        }
+        self.sandbox = Some(sandbox);
+        true
+    }
+
+    /// The pod's network namespace, with the pod IP's containerPorts forwarded into it.
+    async fn create_network(&mut self, sandbox: &PodSandbox) -> Result<PathBuf, String> {
+        let path = self.dir.join("netns");
+        crate::netns::create(&path)
+            .await
+            .map_err(|e| error_chain(&e))?;
+        let mut ports: Vec<u16> = self
+            .init
+            .iter()
+            .chain(self.containers.iter())
+            .flat_map(|r| r.spec.ports.clone().unwrap_or_default())
+            .filter(|p| {
+                p.protocol
+                    .as_deref()
+                    .is_none_or(|p| p.eq_ignore_ascii_case("TCP"))
+            })
+            .filter_map(|p| u16::try_from(p.container_port).ok())
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let cancel = CancellationToken::new();
+        if let Err(e) = crate::netns::forward(&path, sandbox.ip, &ports, cancel.clone()).await {
+            crate::netns::remove(&path);
+            return Err(error_chain(&e));
+        }
+        self.forwarding = Some(cancel);
+        Ok(path)
+    }
+
+    fn remove_network(&mut self, sandbox: &PodSandbox) {
+        if let Some(cancel) = self.forwarding.take() {
+            cancel.cancel();
+        }
+        if let Some(path) = &sandbox.network_namespace {
+            crate::netns::remove(path);
         }
     }
 
     /// Pulls what is missing; true once every image is present.
     async fn pull_images(&mut self) -> bool {
-        let Some(rt) = self.runtime.clone() else {
-            return false;
-        };
         let now = Instant::now();
         if self.pull_error_until.is_some_and(|t| t <= now) {
             self.pull_error_until = None;
@@ -495,6 +586,10 @@ impl Worker {
             if r.image.is_some() {
                 continue;
             }
+            let Some(rt) = r.runtime.clone() else {
+                all = false;
+                continue;
+            };
             if r.retry_at.is_some_and(|t| t > now) {
                 all = false;
                 continue;
@@ -515,14 +610,32 @@ impl Worker {
                 auth = Some(registry_auth(&self.ctx.client, &pod).await);
             }
             let started = std::time::Instant::now();
-            let result = rt
-                .pull(&image, policy, auth.as_deref().unwrap_or(&[]))
-                .await;
             let events = &self.ctx.events;
+            let progress = PullProgress::default();
+            let result = pull_reporting(
+                rt.as_ref(),
+                &image,
+                policy,
+                auth.as_deref().unwrap_or(&[]),
+                &progress,
+                events,
+                &pod,
+            )
+            .await;
             match result {
                 Ok(pulled) => {
                     let took = started.elapsed();
-                    if took > Duration::from_millis(50) || policy == PullPolicy::Always {
+                    let (downloaded, _) = progress.get();
+                    if downloaded > 0 {
+                        events.normal(
+                            &pod,
+                            "Pulled",
+                            &format!(
+                                "Successfully pulled image {image:?} in {:.3}s. Image size: {downloaded} bytes.",
+                                took.as_secs_f64()
+                            ),
+                        );
+                    } else if took > Duration::from_millis(50) || policy == PullPolicy::Always {
                         events.normal(
                             &pod,
                             "Pulled",
@@ -661,11 +774,7 @@ impl Worker {
 
     /// Starts container `i` (an init container if `init`).
     async fn start(&mut self, init: bool, i: usize) {
-        let (Some(rt), Some(sandbox), Some(volumes)) = (
-            self.runtime.clone(),
-            self.sandbox.clone(),
-            self.volumes.clone(),
-        ) else {
+        let (Some(sandbox), Some(volumes)) = (self.sandbox.clone(), self.volumes.clone()) else {
             return;
         };
         let pod = Arc::new(self.pod_with_status());
@@ -675,6 +784,7 @@ impl Worker {
         } else {
             &mut self.containers[i]
         };
+        let Some(rt) = r.runtime.clone() else { return };
         let Some(image) = r.image.clone() else { return };
         let instance = if r.ever_started {
             r.restart_count + 1
@@ -778,6 +888,10 @@ impl Worker {
                 container: r.name().to_string(),
                 instance: inst.number,
                 pod_ip: IpAddr::V4(self.ip?),
+                network_namespace: self
+                    .sandbox
+                    .as_ref()
+                    .and_then(|s| s.network_namespace.clone()),
                 ports: r.named_ports(),
                 handle: inst.handle.clone(),
             },
@@ -1003,10 +1117,13 @@ impl Worker {
         if let Stage::Finished(p) = self.stage {
             self.phase = p;
         }
-        if let (Some(rt), Some(sandbox)) = (self.runtime.clone(), self.sandbox.take())
-            && let Err(e) = rt.remove_sandbox(&sandbox).await
-        {
-            tracing::warn!(pod = %self.name, error = %e, "removing the pod sandbox failed");
+        if let Some(sandbox) = self.sandbox.take() {
+            for rt in &self.runtimes {
+                if let Err(e) = rt.remove_sandbox(&sandbox).await {
+                    tracing::warn!(pod = %self.name, error = %e, "removing the pod sandbox failed");
+                }
+            }
+            self.remove_network(&sandbox);
         }
         if let Some(ip) = self.ip.take() {
             self.ctx.release_ip(ip).await;
@@ -1140,8 +1257,8 @@ impl Worker {
             .iter()
             .all(|r| matches!(r.terminated(), Some(t) if t.exit_code == 0));
         let handler = self
-            .runtime
-            .as_ref()
+            .runtimes
+            .first()
             .map(|r| r.handler())
             .unwrap_or("wasmtime");
         // The IP stays in the status after the sandbox is released, as in Kubernetes.
@@ -1368,9 +1485,75 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// How often a pull that is still running reports how far it has come.
+const PULL_PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs `rt`'s pull of `image`. One that takes longer than a moment says so in a `Pulling`
+/// event, then in one more every [`PULL_PROGRESS_EVERY`] while bytes arrive ("3.1 MiB of
+/// 10.0 MiB (31%)"), so `kubectl describe pod` and `wasmkube events` show a slow pull moving.
+/// A pull from the node's own store reports nothing.
+async fn pull_reporting(
+    rt: &dyn Runtime,
+    image: &str,
+    policy: PullPolicy,
+    auth: &[RegistryAuth],
+    progress: &PullProgress,
+    events: &Recorder,
+    pod: &Pod,
+) -> Result<PulledImage, RuntimeError> {
+    let pull = rt.pull_with_progress(image, policy, auth, progress);
+    tokio::pin!(pull);
+    let mut tick = tokio::time::interval_at(
+        Instant::now() + Duration::from_millis(500),
+        PULL_PROGRESS_EVERY,
+    );
+    let mut reported: Option<u64> = None;
+    loop {
+        tokio::select! {
+            result = &mut pull => return result,
+            _ = tick.tick() => {
+                let (done, total) = progress.get();
+                if reported == Some(done) {
+                    continue;
+                }
+                reported = Some(done);
+                events.normal(pod, "Pulling", &pull_message(image, done, total));
+            }
+        }
+    }
+}
+
+/// `Pulling image "x"`, with the bytes so far once the backend knows them.
+fn pull_message(image: &str, done: u64, total: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    if total == 0 {
+        return format!("Pulling image {image:?}");
+    }
+    let percent = (done.min(total) as f64 * 100.0 / total as f64).floor();
+    format!(
+        "Pulling image {image:?}: {:.1} MiB of {:.1} MiB ({percent}%)",
+        done as f64 / MIB,
+        total as f64 / MIB
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pull_progress_messages() {
+        assert_eq!(
+            pull_message("busybox:1", 0, 0),
+            "Pulling image \"busybox:1\""
+        );
+        assert_eq!(
+            pull_message("busybox:1", 3 << 20, 10 << 20),
+            "Pulling image \"busybox:1\": 3.0 MiB of 10.0 MiB (30%)"
+        );
+        // A registry that sends more than the manifest said never reads past 100%.
+        assert!(pull_message("x", 11 << 20, 10 << 20).ends_with("(100%)"));
+    }
 
     #[test]
     fn back_off_messages_read_like_kubernetes() {

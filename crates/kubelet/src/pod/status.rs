@@ -275,13 +275,13 @@ pub fn build(s: &Snapshot<'_>, transitions: &mut Transitions) -> Value {
         "hostIPs": [{"ip": s.host_ip.to_string()}],
         "startTime": s.start_time,
         "qosClass": qos_class(s.pod),
-        "containerStatuses": s.containers.iter().map(|r| container_status(r, s.handler)).collect::<Vec<_>>(),
+        "containerStatuses": s.containers.iter().map(|r| container_status(r, r.runtime.as_ref().map_or(s.handler, |rt| rt.handler()))).collect::<Vec<_>>(),
     });
     if !s.init.is_empty() {
         status["initContainerStatuses"] = s
             .init
             .iter()
-            .map(|r| container_status(r, s.handler))
+            .map(|r| container_status(r, r.runtime.as_ref().map_or(s.handler, |rt| rt.handler())))
             .collect();
     }
     if let Some(ip) = s.pod_ip {

@@ -38,6 +38,7 @@ pub fn pod() -> PodSandbox {
         uid: "uid-1".into(),
         ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         hostname: "p".into(),
+        network_namespace: None,
     }
 }
 
@@ -77,6 +78,7 @@ impl Node {
                 max_bytes: 10 << 20,
             },
             allowed_outbound_hosts: vec![],
+            security: Default::default(),
         }
     }
 

@@ -289,8 +289,20 @@ async fn push_then_pull_with_every_policy() {
             .await
             .unwrap();
     assert!(kept.image_id.ends_with(Digest::of(&v1).as_str()));
-    let fresh = n.rt.pull(&target, PullPolicy::Always, &[]).await.unwrap();
+    // A pull reports its bytes: the whole module, expected before it arrives.
+    let progress = wasmkube_kubelet::runtime::PullProgress::default();
+    let fresh =
+        n.rt.pull_with_progress(&target, PullPolicy::Always, &[], &progress)
+            .await
+            .unwrap();
     assert!(fresh.image_id.ends_with(Digest::of(&v2).as_str()));
+    assert_eq!(progress.get(), (v2.len() as u64, v2.len() as u64));
+    // One already present downloads nothing.
+    let none = wasmkube_kubelet::runtime::PullProgress::default();
+    n.rt.pull_with_progress(&target, PullPolicy::IfNotPresent, &[], &none)
+        .await
+        .unwrap();
+    assert_eq!(none.get(), (0, 0));
     assert_eq!(n.run(n.container("two", fresh)).await.exit_code, 0);
     assert_eq!(log_lines(&n.log_path("two"), "stdout"), vec!["two"]);
 

@@ -37,6 +37,8 @@ pub(crate) struct ClusterOptions<'a> {
     pub max_pods: u32,
     /// `(module file, image name)` imported into the node's image store before it starts.
     pub images: &'a [(PathBuf, &'a str)],
+    /// containerd's socket for the node (Linux containers); None: the node has none.
+    pub containerd_socket: Option<PathBuf>,
 }
 
 /// A child process killed on drop.
@@ -204,6 +206,12 @@ impl Cluster {
         if opts.placement != NodePlacement::InServer {
             cmd.arg("--disable-agent");
         }
+        // Never a system containerd unless asked: the figures must not depend on one.
+        let socket = opts
+            .containerd_socket
+            .clone()
+            .unwrap_or_else(|| dir.path().join("no-containerd.sock"));
+        cmd.arg("--containerd-socket").arg(&socket);
         let mut server = Proc::spawn(cmd, "wasmkube server", dir.path().join("server.log"))?;
         let ready = server
             .wait_for_line("wasmkube server ready at ", Duration::from_secs(60))
@@ -225,6 +233,8 @@ impl Cluster {
                     .arg(&node_dir)
                     .args(["--kubelet-port", "0"])
                     .args(["--node-name", NODE_NAME, "--max-pods", &max_pods])
+                    .arg("--containerd-socket")
+                    .arg(&socket)
                     .args(["--log", &log]);
                 let mut agent = Proc::spawn(cmd, "wasmkube agent", dir.path().join("agent.log"))?;
                 agent

@@ -11,7 +11,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sha2::Digest;
 
 use super::cluster::Proc;
 
@@ -63,8 +62,11 @@ async fn reference(runs: usize) -> anyhow::Result<CtrResult> {
     let containerd = Containerd::start(dir.path()).await?;
 
     let archive = dir.path().join("busybox-oci.tar");
-    std::fs::write(&archive, busybox_oci_archive(BUSYBOX)?)
-        .with_context(|| format!("writing {}", archive.display()))?;
+    std::fs::write(
+        &archive,
+        wasmkube_runtime_oci::image::busybox_oci_archive(BUSYBOX, TAG)?,
+    )
+    .with_context(|| format!("writing {}", archive.display()))?;
 
     // overlayfs is containerd's default and what a node would use; `native` (plain copies)
     // is the fallback where overlay mounts are not allowed.
@@ -133,13 +135,13 @@ fn which(tool: &str) -> Option<PathBuf> {
     })
 }
 
-struct Containerd {
-    proc: Proc,
-    socket: PathBuf,
+pub(crate) struct Containerd {
+    pub(crate) proc: Proc,
+    pub(crate) socket: PathBuf,
 }
 
 impl Containerd {
-    async fn start(dir: &Path) -> anyhow::Result<Containerd> {
+    pub(crate) async fn start(dir: &Path) -> anyhow::Result<Containerd> {
         let socket = dir.join("containerd.sock");
         let config = dir.join("config.toml");
         // The CRI plugin is off: it is not used and would only add start-up work (and it
@@ -192,9 +194,43 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         ctr_command(&self.socket, args)
     }
 
+    /// Imports the busybox image into containerd namespace `namespace` (overlayfs, else
+    /// native) as `docker.io/wasmkube/busybox:bench`; returns that name.
+    pub(crate) fn import_busybox(&self, namespace: &str, dir: &Path) -> anyhow::Result<String> {
+        let archive = dir.join("busybox-oci.tar");
+        std::fs::write(
+            &archive,
+            wasmkube_runtime_oci::image::busybox_oci_archive(BUSYBOX, TAG)?,
+        )
+        .with_context(|| format!("writing {}", archive.display()))?;
+        let mut last = String::new();
+        for snapshotter in ["overlayfs", "native"] {
+            let out = Command::new("ctr")
+                .arg("--address")
+                .arg(&self.socket)
+                .args([
+                    "--namespace",
+                    namespace,
+                    "images",
+                    "import",
+                    "--base-name",
+                    BASE_NAME,
+                ])
+                .args(["--snapshotter", snapshotter])
+                .arg(&archive)
+                .output()
+                .context("running ctr images import")?;
+            if out.status.success() {
+                return Ok(format!("{BASE_NAME}:{TAG}"));
+            }
+            last = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        }
+        bail!("ctr images import: {last}")
+    }
+
     /// SIGTERM first so containerd unmounts and removes what it made; the `Proc` guard kills
     /// it if it has not gone in a few seconds.
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.proc.pid().to_string()])
             .status();
@@ -213,222 +249,4 @@ fn ctr_command(socket: &Path, args: &[&str]) -> Command {
         .args(["--namespace", NAMESPACE])
         .args(args);
     cmd
-}
-
-/// An OCI image layout archive (`oci-layout`, `index.json`, blobs) of one image whose single
-/// gzip layer holds `bin/busybox` and `bin/true` → `busybox`.
-pub(crate) fn busybox_oci_archive(busybox: &str) -> anyhow::Result<Vec<u8>> {
-    let bin = std::fs::read(busybox).with_context(|| format!("reading {busybox}"))?;
-    let mut layer = TarWriter::default();
-    layer.dir("bin/");
-    layer.file("bin/busybox", 0o755, &bin);
-    layer.symlink("bin/true", "busybox");
-    let layer_tar = layer.finish();
-    let diff_id = sha256(&layer_tar);
-    let layer_gz = gzip_stored(&layer_tar);
-
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": arch,
-        "os": "linux",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/true"]},
-        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{diff_id}")]},
-    }))?;
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": format!("sha256:{}", sha256(&config)),
-            "size": config.len(),
-        },
-        "layers": [{
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-            "digest": format!("sha256:{}", sha256(&layer_gz)),
-            "size": layer_gz.len(),
-        }],
-    }))?;
-    let index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": format!("sha256:{}", sha256(&manifest)),
-            "size": manifest.len(),
-            "platform": {"architecture": arch, "os": "linux"},
-            "annotations": {"org.opencontainers.image.ref.name": TAG},
-        }],
-    }))?;
-
-    let mut out = TarWriter::default();
-    out.file("oci-layout", 0o644, br#"{"imageLayoutVersion":"1.0.0"}"#);
-    out.file("index.json", 0o644, &index);
-    out.dir("blobs/");
-    out.dir("blobs/sha256/");
-    for blob in [&config, &manifest, &layer_gz] {
-        out.file(&format!("blobs/sha256/{}", sha256(blob)), 0o644, blob);
-    }
-    Ok(out.finish())
-}
-
-fn sha256(b: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(b))
-}
-
-/// A ustar archive writer: enough for regular files, directories and symlinks with short
-/// names (all an image layout and a busybox layer need).
-#[derive(Default)]
-struct TarWriter {
-    buf: Vec<u8>,
-}
-
-impl TarWriter {
-    fn dir(&mut self, name: &str) {
-        self.header(name, 0o755, 0, b'5', "");
-    }
-
-    fn file(&mut self, name: &str, mode: u32, data: &[u8]) {
-        self.header(name, mode, data.len(), b'0', "");
-        self.buf.extend_from_slice(data);
-        self.pad();
-    }
-
-    fn symlink(&mut self, name: &str, target: &str) {
-        self.header(name, 0o777, 0, b'2', target);
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        // Two zero blocks end the archive.
-        self.buf.extend_from_slice(&[0u8; 1024]);
-        self.buf
-    }
-
-    fn pad(&mut self) {
-        let rem = self.buf.len() % 512;
-        if rem != 0 {
-            self.buf.resize(self.buf.len() + 512 - rem, 0);
-        }
-    }
-
-    fn header(&mut self, name: &str, mode: u32, size: usize, kind: u8, link: &str) {
-        let mut h = [0u8; 512];
-        let put = |h: &mut [u8; 512], at: usize, s: &[u8]| h[at..at + s.len()].copy_from_slice(s);
-        put(&mut h, 0, &name.as_bytes()[..name.len().min(100)]);
-        put(&mut h, 100, format!("{mode:07o}\0").as_bytes());
-        put(&mut h, 108, b"0000000\0");
-        put(&mut h, 116, b"0000000\0");
-        put(&mut h, 124, format!("{size:011o}\0").as_bytes());
-        // A fixed mtime keeps the layer (and so its digest) reproducible.
-        put(
-            &mut h,
-            136,
-            format!("{:011o}\0", 1_700_000_000u64).as_bytes(),
-        );
-        put(&mut h, 148, b"        ");
-        h[156] = kind;
-        put(&mut h, 157, &link.as_bytes()[..link.len().min(100)]);
-        put(&mut h, 257, b"ustar\0");
-        put(&mut h, 263, b"00");
-        put(&mut h, 265, b"root");
-        put(&mut h, 297, b"root");
-        put(&mut h, 329, b"0000000\0");
-        put(&mut h, 337, b"0000000\0");
-        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-        put(&mut h, 148, format!("{sum:06o}\0 ").as_bytes());
-        self.buf.extend_from_slice(&h);
-    }
-}
-
-/// gzip (RFC 1952) of `data` in stored (uncompressed) deflate blocks: a valid gzip layer
-/// without a compression library; the layer is small, so its size does not matter.
-fn gzip_stored(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 65535 * 5 + 32);
-    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-    let mut chunks = data.chunks(65535).peekable();
-    if chunks.peek().is_none() {
-        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
-    }
-    while let Some(chunk) = chunks.next() {
-        let last = chunks.peek().is_none();
-        let len = chunk.len() as u16;
-        out.push(u8::from(last));
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(chunk);
-    }
-    out.extend_from_slice(&crc32(data).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out
-}
-
-/// CRC-32 (IEEE 802.3, as gzip uses it).
-fn crc32(data: &[u8]) -> u32 {
-    let table: Vec<u32> = (0..256u32)
-        .map(|n| {
-            (0..8).fold(n, |c, _| {
-                if c & 1 != 0 {
-                    0xedb8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                }
-            })
-        })
-        .collect();
-    !data.iter().fold(!0u32, |c, &b| {
-        table[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crc32_matches_the_standard_check_value() {
-        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
-        assert_eq!(crc32(b""), 0);
-    }
-
-    #[test]
-    fn stored_gzip_frames_blocks() {
-        let data = vec![7u8; 70_000];
-        let gz = gzip_stored(&data);
-        // Header, two stored blocks (5-byte headers each), trailer.
-        assert_eq!(gz.len(), 10 + 5 + 65535 + 5 + (70_000 - 65535) + 8);
-        assert_eq!(&gz[..3], &[0x1f, 0x8b, 8]);
-        assert_eq!(gz[10], 0, "first block is not final");
-        assert_eq!(gz[10 + 5 + 65535], 1, "second block is final");
-        assert_eq!(gzip_stored(b"").len(), 10 + 5 + 8);
-    }
-
-    #[test]
-    fn tar_headers_have_valid_checksums() {
-        let mut t = TarWriter::default();
-        t.file("a.txt", 0o644, b"hello");
-        t.symlink("b", "a.txt");
-        let tar = t.finish();
-        assert_eq!(tar.len(), 512 * 2 + 512 + 1024);
-        let h = &tar[..512];
-        let stored =
-            u32::from_str_radix(std::str::from_utf8(&h[148..154]).expect("octal digits"), 8)
-                .expect("octal");
-        let sum: u32 = h
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u32::from(b)
-                }
-            })
-            .sum();
-        assert_eq!(stored, sum);
-        assert_eq!(&tar[512..517], b"hello");
-        assert_eq!(tar[1024 + 156], b'2');
-    }
 }

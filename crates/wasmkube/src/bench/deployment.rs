@@ -119,6 +119,7 @@ async fn start(images: &[(std::path::PathBuf, &str)], replicas: usize) -> anyhow
         placement: NodePlacement::InServer,
         max_pods: (replicas + 100) as u32,
         images,
+        containerd_socket: None,
     })
     .await
 }

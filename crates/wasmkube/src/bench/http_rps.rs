@@ -77,6 +77,7 @@ pub(crate) async fn run(args: HttpRpsArgs) -> anyhow::Result<()> {
         placement: NodePlacement::InServer,
         max_pods: 10,
         images: &images,
+        containerd_socket: None,
     })
     .await?;
     let api = cluster.pods();

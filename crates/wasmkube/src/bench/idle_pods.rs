@@ -50,6 +50,7 @@ pub(crate) async fn run(args: IdlePodsArgs) -> anyhow::Result<()> {
         placement: NodePlacement::Agent,
         max_pods: (max + 10) as u32,
         images: &images,
+        containerd_socket: None,
     })
     .await?;
     let node_pid = cluster.node_proc().pid();

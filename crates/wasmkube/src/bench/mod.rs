@@ -11,11 +11,13 @@
 //!   beside the API's own create + binding ceiling.
 //! - `deployment`: a 1,000-replica Deployment until all replicas are ready on a real Wasm
 //!   node, beside the same pods created directly with `spec.nodeName`.
+//! - `services`: requests per second and latency through a ClusterIP and an Ingress beside
+//!   the pod IP, and the cost of a new connection per request on each path.
+//! - `container-start`: a Linux container pod's create → Running beside `ctr run --rm` of the
+//!   same image, and a Wasm pod's beside it.
 //!
 //! `scheduler` and `deployment` print each figure beside the previous run's (see
 //! `history.rs`).
-//! - `services`: requests per second and latency through a ClusterIP and an Ingress beside
-//!   the pod IP, and the cost of a new connection per request on each path.
 //!
 //! `wasmkube bench` with no benchmark named runs `api-writes` then `watch-fanout`.
 //!
@@ -29,12 +31,13 @@
 //! - `load.rs`: the keep-alive HTTP load generator.
 //! - `history.rs`: the JSON file of previous runs' figures.
 //! - One file per benchmark: `api_writes.rs`, `watch_fanout.rs`, `pod_start.rs`,
-//!   `http_rps.rs`, `idle_pods.rs`, `scheduler.rs`, `deployment.rs`.
-//!   `http_rps.rs`, `idle_pods.rs`, `services.rs`.
+//!   `http_rps.rs`, `idle_pods.rs`, `scheduler.rs`, `deployment.rs`, `services.rs`,
+//!   `container_start.rs`.
 
 mod api;
 mod api_writes;
 mod cluster;
+mod container_start;
 mod containerd;
 mod deployment;
 mod history;
@@ -97,6 +100,8 @@ pub enum BenchCommand {
     Deployment(deployment::DeploymentArgs),
     /// Requests per second through a ClusterIP and an Ingress, beside the pod IP directly.
     Services(services::ServicesArgs),
+    /// Linux container pod create → Running beside `ctr run --rm`, and Wasm pods beside it.
+    ContainerStart(container_start::ContainerStartArgs),
 }
 
 /// Where the example guests are (`wasm-examples/build.sh` builds them).
@@ -138,6 +143,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Some(BenchCommand::Scheduler(a)) => scheduler::run(a).await?,
         Some(BenchCommand::Deployment(a)) => deployment::run(a).await?,
         Some(BenchCommand::Services(a)) => services::run(a).await?,
+        Some(BenchCommand::ContainerStart(a)) => container_start::run(a).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

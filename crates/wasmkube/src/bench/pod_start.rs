@@ -136,6 +136,7 @@ async fn wasm_pod_start(
         placement: NodePlacement::InServer,
         max_pods: (args.pods + args.serial_pods + 10) as u32,
         images: &images,
+        containerd_socket: None,
     })
     .await?;
     let api = cluster.pods();

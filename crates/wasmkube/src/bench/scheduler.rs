@@ -136,6 +136,7 @@ async fn measure(
         placement: NodePlacement::None,
         max_pods: 110,
         images: &[],
+        containerd_socket: None,
     })
     .await?;
     let names = register_nodes(&cluster.client, nodes, args.pods).await?;

@@ -52,6 +52,7 @@ pub(crate) async fn run(args: ServicesArgs) -> anyhow::Result<()> {
         placement: NodePlacement::InServer,
         max_pods: 10,
         images: &[(module, IMAGE)],
+        containerd_socket: None,
     })
     .await?;
     let api = cluster.pods();
