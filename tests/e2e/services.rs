@@ -199,6 +199,56 @@ spec:
     assert!(nx.contains("status: NXDOMAIN"), "{nx}");
     let outside = dig(&s, &["example.com"]);
     assert!(outside.contains("status: REFUSED"), "{outside}");
+
+    // A Wasm guest calls the Service by its short name: its outgoing wasi:http request
+    // resolves through the cluster DNS with the pod's search path and reaches a replica
+    // through the ClusterIP. A host the pod's annotation does not allow is refused.
+    s.import_example("hello-http-component");
+    apply(
+        &s,
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: caller
+  annotations: {wasmkube.io/allowed-outbound-hosts: "hello-http,hello-http.default.svc.cluster.local"}
+spec:
+  containers:
+  - name: web
+    image: wasmkube.local/examples/hello-http-component:v1
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1}
+"#,
+    );
+    let caller_ip = s.wait_for(&["pod", "caller"], "{.status.podIP}", WAIT, |v| {
+        v.parse::<std::net::Ipv4Addr>().is_ok()
+    });
+    s.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/caller",
+        "--timeout=60s",
+    ])
+    .ok();
+    let mut called = BTreeSet::new();
+    for _ in 0..6 {
+        let out = curl(&[&format!("http://{caller_ip}:8080/fetch/hello-http/")]).ok();
+        assert!(out.stdout.starts_with("upstream 200\n"), "{}", out.stdout);
+        called.insert(pod_of(&out.stdout).expect("a pod line from hello-http"));
+    }
+    assert_eq!(called, expected, "the guest's calls go round the replicas");
+    let fqdn = curl(&[&format!(
+        "http://{caller_ip}:8080/fetch/hello-http.default.svc.cluster.local/"
+    )])
+    .ok();
+    assert!(fqdn.stdout.starts_with("upstream 200\n"), "{}", fqdn.stdout);
+    let denied = curl(&[
+        "-w",
+        "\n%{http_code}",
+        &format!("http://{caller_ip}:8080/fetch/hello-np/"),
+    ])
+    .ok();
+    assert!(denied.stdout.ends_with("\n502"), "{}", denied.stdout);
 }
 
 /// A readiness endpoint the test controls: `/NAME` answers 200 unless NAME is failing.

@@ -11,6 +11,11 @@
  * Routes:
  *   /healthz      200 "ok" (for probes)
  *   /missing...   404 "not found: PATH"
+ *   /fetch/HOST[:PORT]/PATH
+ *                 GET http://HOST[:PORT]/PATH from the guest (wasi:http
+ *                 outgoing-handler; the host must be in the pod's allowed
+ *                 outbound hosts) and answer "upstream STATUS" and its body,
+ *                 or 502 with the error: how a guest calls a Service by name.
  *   anything else 200 "Hello from a wasi:http component on wasmkube!" plus the
  *                 request's method, path (with query) and authority.
  *
@@ -104,6 +109,86 @@ static void respond(exports_wasi_http_incoming_handler_own_response_outparam_t o
     }
 }
 
+/* GETs http://AUTHORITY/PATH through the host's outgoing handler into buf;
+ * returns the upstream status, or 0 with a message in buf. */
+static uint16_t fetch(const char *authority, const char *path, char *buf, size_t buflen) {
+    wasi_http_types_own_outgoing_request_t request =
+        wasi_http_types_constructor_outgoing_request(wasi_http_types_constructor_fields());
+    wasi_http_types_borrow_outgoing_request_t req = wasi_http_types_borrow_outgoing_request(request);
+    wasi_http_types_scheme_t scheme = {.tag = WASI_HTTP_TYPES_SCHEME_HTTP};
+    wasi_http_types_method_outgoing_request_set_scheme(req, &scheme);
+    hello_http_string_t s;
+    hello_http_string_set(&s, authority);
+    wasi_http_types_method_outgoing_request_set_authority(req, &s);
+    hello_http_string_set(&s, path);
+    wasi_http_types_method_outgoing_request_set_path_with_query(req, &s);
+    /* A GET has no body, but the body resource must be finished for the request to go. */
+    wasi_http_types_own_outgoing_body_t out_body;
+    bool have_body = wasi_http_types_method_outgoing_request_body(req, &out_body);
+
+    wasi_http_outgoing_handler_own_future_incoming_response_t future;
+    wasi_http_outgoing_handler_error_code_t err;
+    if (!wasi_http_outgoing_handler_handle(request, NULL, &future, &err)) {
+        wasi_http_types_error_code_free(&err);
+        if (have_body) wasi_http_types_outgoing_body_drop_own(out_body);
+        snprintf(buf, buflen, "the host refused the request (error code %u)", (unsigned)err.tag);
+        return 0;
+    }
+    if (have_body) {
+        wasi_http_types_error_code_t finish_err;
+        if (!wasi_http_types_static_outgoing_body_finish(out_body, NULL, &finish_err)) {
+            wasi_http_types_error_code_free(&finish_err);
+        }
+    }
+    wasi_http_types_borrow_future_incoming_response_t fut =
+        wasi_http_types_borrow_future_incoming_response(future);
+    wasi_http_types_own_pollable_t ready = wasi_http_types_method_future_incoming_response_subscribe(fut);
+    wasi_io_poll_method_pollable_block(wasi_io_poll_borrow_pollable(ready));
+    wasi_io_poll_pollable_drop_own(ready);
+    wasi_http_types_result_result_own_incoming_response_error_code_void_t got;
+    if (!wasi_http_types_method_future_incoming_response_get(fut, &got) || got.is_err) {
+        wasi_http_types_future_incoming_response_drop_own(future);
+        snprintf(buf, buflen, "no response");
+        return 0;
+    }
+    wasi_http_types_future_incoming_response_drop_own(future);
+    if (got.val.ok.is_err) {
+        unsigned code = got.val.ok.val.err.tag;
+        wasi_http_types_error_code_free(&got.val.ok.val.err);
+        snprintf(buf, buflen, "the request failed (error code %u)", code);
+        return 0;
+    }
+    wasi_http_types_own_incoming_response_t response = got.val.ok.val.ok;
+    wasi_http_types_borrow_incoming_response_t resp = wasi_http_types_borrow_incoming_response(response);
+    uint16_t status = wasi_http_types_method_incoming_response_status(resp);
+    size_t used = 0;
+    wasi_http_types_own_incoming_body_t in_body;
+    if (wasi_http_types_method_incoming_response_consume(resp, &in_body)) {
+        wasi_http_types_own_input_stream_t stream;
+        if (wasi_http_types_method_incoming_body_stream(wasi_http_types_borrow_incoming_body(in_body), &stream)) {
+            for (;;) {
+                hello_http_list_u8_t chunk;
+                wasi_io_streams_stream_error_t stream_err;
+                if (!wasi_io_streams_method_input_stream_blocking_read(
+                        wasi_io_streams_borrow_input_stream(stream), 4096, &chunk, &stream_err)) {
+                    wasi_io_streams_stream_error_free(&stream_err);
+                    break; /* closed: the whole body is in */
+                }
+                size_t room = buflen - 1 - used;
+                size_t n = chunk.len < room ? chunk.len : room;
+                memcpy(buf + used, chunk.ptr, n);
+                used += n;
+                hello_http_list_u8_free(&chunk);
+            }
+            wasi_io_streams_input_stream_drop_own(stream);
+        }
+        wasi_http_types_future_trailers_drop_own(wasi_http_types_static_incoming_body_finish(in_body));
+    }
+    buf[used] = '\0';
+    wasi_http_types_incoming_response_drop_own(response);
+    return status;
+}
+
 void exports_wasi_http_incoming_handler_handle(
     exports_wasi_http_incoming_handler_own_incoming_request_t request,
     exports_wasi_http_incoming_handler_own_response_outparam_t response_out) {
@@ -132,6 +217,21 @@ void exports_wasi_http_incoming_handler_handle(
     size_t path_len = strcspn(path, "?");
     if (path_len == strlen("/healthz") && strncmp(path, "/healthz", path_len) == 0) {
         len = snprintf(body, sizeof body, "ok\n");
+    } else if (strncmp(path, "/fetch/", strlen("/fetch/")) == 0) {
+        /* /fetch/HOST[:PORT]/PATH: the authority up to the next slash, the rest the path. */
+        const char *target = path + strlen("/fetch/");
+        const char *slash = strchr(target, '/');
+        char upstream_authority[256];
+        size_t alen = slash ? (size_t)(slash - target) : strlen(target);
+        snprintf(upstream_authority, sizeof upstream_authority, "%.*s", (int)alen, target);
+        char upstream[3072];
+        uint16_t got = fetch(upstream_authority, slash ? slash : "/", upstream, sizeof upstream);
+        if (got == 0) {
+            status = 502;
+            len = snprintf(body, sizeof body, "fetching http://%s: %s\n", upstream_authority, upstream);
+        } else {
+            len = snprintf(body, sizeof body, "upstream %u\n%s", (unsigned)got, upstream);
+        }
     } else if (strncmp(path, "/missing", strlen("/missing")) == 0) {
         status = 404;
         len = snprintf(body, sizeof body, "not found: %s\n", path);
