@@ -424,3 +424,64 @@ fn write_kubeconfig_and_given_token() {
     let out = crate::harness::run(cmd, None, Duration::from_secs(30)).ok();
     assert_eq!(out.stdout.trim(), "namespace/default");
 }
+
+#[test]
+fn service_account_tokens_and_rbac() {
+    let s = Server::start();
+    // Every namespace gets its `default` account, new ones too.
+    s.kubectl(&["create", "namespace", "team"]).ok();
+    for ns in ["default", "team"] {
+        eventually(
+            Duration::from_secs(20),
+            "the default ServiceAccount",
+            || {
+                s.kubectl(&["get", "serviceaccount", "default", "-n", ns])
+                    .code
+                    .filter(|c| *c == 0)
+            },
+        );
+    }
+    s.kubectl(&["create", "serviceaccount", "viewer"]).ok();
+    let token = s
+        .kubectl(&["create", "token", "viewer", "--duration", "15m"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let as_viewer = |args: &[&str]| {
+        let mut all = vec!["--token", token.as_str()];
+        all.extend_from_slice(args);
+        s.kubectl(&all)
+    };
+    let refused = as_viewer(&["get", "pods"]).fails();
+    assert!(
+        refused.stderr.contains(
+            "Error from server (Forbidden): pods is forbidden: User \"system:serviceaccount:default:viewer\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+        ),
+        "{}",
+        refused.stderr
+    );
+    s.kubectl(&[
+        "create",
+        "rolebinding",
+        "viewer-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:viewer",
+    ])
+    .ok();
+    s.kubectl(&["create", "configmap", "c1", "--from-literal=a=b"])
+        .ok();
+    let listed = as_viewer(&["get", "configmaps", "-o", "name"]).ok();
+    assert!(listed.stdout.contains("configmap/c1"), "{}", listed.stdout);
+    let refused = as_viewer(&["delete", "configmap", "c1"]).fails();
+    assert!(refused.stderr.contains("Forbidden"), "{}", refused.stderr);
+    as_viewer(&["get", "secrets"]).fails();
+    as_viewer(&["get", "pods", "-n", "team"]).fails();
+    // Still there: the refused delete changed nothing.
+    s.kubectl(&["get", "configmap", "c1"]).ok();
+    // Deleting the account revokes the token.
+    s.kubectl(&["delete", "serviceaccount", "viewer"]).ok();
+    let gone = as_viewer(&["get", "configmaps"]).fails();
+    assert!(gone.stderr.contains("Unauthorized"), "{}", gone.stderr);
+}

@@ -60,12 +60,40 @@ fn console_in_headless_chromium() {
     let server = Server::start();
     server.import_example("hello-http");
     server.import_example("counter");
+    // A read-only ServiceAccount for the RBAC steps, and a ConfigMap it can see.
+    server
+        .kubectl(&["create", "serviceaccount", "console-viewer"])
+        .ok();
+    server
+        .kubectl(&[
+            "create",
+            "clusterrolebinding",
+            "console-viewer",
+            "--clusterrole=view",
+            "--serviceaccount=default:console-viewer",
+        ])
+        .ok();
+    server
+        .kubectl(&[
+            "create",
+            "configmap",
+            "viewer-can-see",
+            "--from-literal=a=b",
+        ])
+        .ok();
+    let viewer_token = server
+        .kubectl(&["create", "token", "console-viewer"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
 
     let mut cmd = Command::new(node());
     cmd.current_dir(web_tests_dir())
         .arg("console.mjs")
         .env("WASMKUBE_URL", &server.url)
         .env("WASMKUBE_TOKEN", server.token())
+        .env("WASMKUBE_VIEWER_TOKEN", &viewer_token)
         .env("REPO", repo_root())
         .env("SCREENSHOT_DIR", repo_root().join("docs/screenshots"))
         .env("CHROMIUM", chromium);

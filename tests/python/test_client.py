@@ -4,6 +4,7 @@ Run by the Rust end-to-end suite (tests/e2e/python.rs), which starts the server 
 kubeconfig in WASMKUBE_KUBECONFIG.
 """
 
+import json
 import os
 import threading
 import time
@@ -161,3 +162,47 @@ def test_dry_run_persists_nothing(core):
     with pytest.raises(ApiException) as err:
         core.read_namespaced_config_map("py-dry", "default")
     assert err.value.status == 404
+
+
+def test_service_account_token_and_rbac(api_client, core):
+    """A ServiceAccount's token (TokenRequest) authenticates; RBAC decides what it may do."""
+    core.create_namespaced_service_account(
+        "default", client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="py-reader"))
+    )
+    issued = core.create_namespaced_service_account_token(
+        "py-reader", "default", client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    )
+    assert issued.status.token
+    assert issued.status.expiration_timestamp
+
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=os.environ["WASMKUBE_KUBECONFIG"], client_configuration=cfg)
+    # The kubeconfig's admin token would come back through its refresh hook: drop both.
+    cfg.refresh_api_key_hook = None
+    cfg.api_key = {"BearerToken": "Bearer " + issued.status.token}
+    reader = client.CoreV1Api(client.ApiClient(cfg))
+
+    with pytest.raises(ApiException) as refused:
+        reader.list_namespaced_pod("default")
+    assert refused.value.status == 403
+    message = json.loads(refused.value.body)["message"]
+    assert 'User "system:serviceaccount:default:py-reader" cannot list resource "pods"' in message
+
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    rbac.create_namespaced_role_binding(
+        "default",
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="py-reader-view"),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="view"),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="py-reader", namespace="default")],
+        ),
+    )
+    reader.list_namespaced_pod("default")  # allowed now
+    with pytest.raises(ApiException) as refused:
+        reader.create_namespaced_config_map(
+            "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="nope"))
+        )
+    assert refused.value.status == 403
+    with pytest.raises(ApiException) as missing:
+        core.read_namespaced_config_map("nope", "default")
+    assert missing.value.status == 404

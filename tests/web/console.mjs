@@ -17,10 +17,12 @@ import { join } from 'node:path';
 
 const url = process.env.WASMKUBE_URL;
 const token = process.env.WASMKUBE_TOKEN;
+// A ServiceAccount token bound to the `view` ClusterRole (read-only, no nodes, no Secrets).
+const viewerToken = process.env.WASMKUBE_VIEWER_TOKEN;
 const repo = process.env.REPO;
 const shots = process.env.SCREENSHOT_DIR;
-if (!url || !token || !repo || !shots) {
-  console.error('set WASMKUBE_URL, WASMKUBE_TOKEN, REPO and SCREENSHOT_DIR');
+if (!url || !token || !viewerToken || !repo || !shots) {
+  console.error('set WASMKUBE_URL, WASMKUBE_TOKEN, WASMKUBE_VIEWER_TOKEN, REPO and SCREENSHOT_DIR');
   process.exit(2);
 }
 const STEP_TIMEOUT = 60_000;
@@ -271,6 +273,29 @@ try {
   await page.click('#sign-out');
   await page.getByRole('heading', { name: 'Sign in to the cluster' }).waitFor();
   if (await page.evaluate(() => sessionStorage.getItem('wasmkube.token'))) throw new Error('sign-out kept the token');
+
+  // ---- a ServiceAccount token: RBAC applies to everything the console does ----
+  step('a ServiceAccount token signs in; what RBAC refuses says so');
+  allowed = [403];
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.fill('#token', viewerToken);
+  await page.click('button[type=submit]');
+  await page.getByRole('heading', { name: 'Cluster overview' }).waitFor();
+  await page.click('.nav-item[data-nav="nodes"]');
+  await page.locator('.empty', { hasText: 'Not allowed' }).waitFor();
+  await page.locator('.empty', { hasText: 'cannot list resource "nodes"' }).waitFor();
+  await page.click('.nav-item[data-nav="configmaps"]');
+  await page.locator('.list-body tr[data-name="viewer-can-see"]').waitFor();
+  await page.click('.list-body tr[data-name="viewer-can-see"] a');
+  await page.click('#action-delete');
+  await page.locator('dialog[open]', { hasText: 'Delete configmap viewer-can-see?' }).waitFor();
+  await page.click('dialog button[type=submit]');
+  await page.locator('dialog[open] .dialog-error', { hasText: 'cannot delete resource "configmaps"' }).waitFor();
+  await page.keyboard.press('Escape');
+  await page.click('#sign-out');
+  await page.getByRole('heading', { name: 'Sign in to the cluster' }).waitFor();
+  allowed = [];
+  checkProblems('after the ServiceAccount steps');
   checkProblems('at the end');
   console.log('console e2e: all steps passed');
 } catch (e) {

@@ -1,17 +1,23 @@
-//! Authentication: bearer tokens, checked before any request reaches a handler.
+//! Authentication: bearer tokens, checked before any request reaches a handler; then
+//! authorization by RBAC (see [`crate::rbac`]).
 //!
-//! The admin token is made on first start and kept in the data directory. `--insecure` (dev
-//! mode, loopback only) turns authentication off entirely; there is no anonymous access
-//! otherwise.
+//! Tokens are either the static ones the server registers (the admin token, made on first
+//! start and kept in the data directory) or ServiceAccount tokens the server signed (see
+//! [`crate::tokens`]), accepted while their account exists. `--insecure` (dev mode, loopback
+//! only) turns authentication off entirely; there is no anonymous access otherwise.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use wasmkube_store::Store;
 
 use crate::error::ApiError;
+use crate::rbac::{self, Authorizer};
+use crate::tokens::TokenIssuer;
 
 /// Who a request is, once its token is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,15 +26,46 @@ pub struct UserInfo {
     pub groups: Vec<String>,
 }
 
-/// The table of accepted bearer tokens.
-#[derive(Debug, Default)]
+/// The table of accepted bearer tokens, and (with a store) ServiceAccount tokens and RBAC.
+#[derive(Default)]
 pub struct Authenticator {
     tokens: RwLock<HashMap<String, UserInfo>>,
+    accounts: Option<Accounts>,
+}
+
+/// What ServiceAccount tokens and RBAC decisions are checked against.
+struct Accounts {
+    store: Arc<dyn Store>,
+    issuer: Arc<TokenIssuer>,
+    authorizer: Authorizer,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("rbac", &self.accounts.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Authenticator {
+    /// Static tokens only, every authenticated user allowed everything (tests of other
+    /// parts of the server).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Static tokens, ServiceAccount tokens signed by `issuer`, and RBAC over `store`: what
+    /// `wasmkube server` runs.
+    pub fn with_rbac(store: Arc<dyn Store>, issuer: Arc<TokenIssuer>) -> Self {
+        Authenticator {
+            tokens: RwLock::default(),
+            accounts: Some(Accounts {
+                authorizer: Authorizer::new(store.clone()),
+                store,
+                issuer,
+            }),
+        }
     }
 
     pub fn add_token(&self, token: &str, user: UserInfo) {
@@ -37,6 +74,7 @@ impl Authenticator {
         }
     }
 
+    /// A static token's user.
     pub fn authenticate(&self, token: &str) -> Option<UserInfo> {
         let tokens = self.tokens.read().ok()?;
         // Compare against every entry in constant time per entry so a token's prefix can't be
@@ -48,6 +86,39 @@ impl Authenticator {
             }
         }
         found
+    }
+
+    /// A static token's user, or a ServiceAccount token's while its account (same uid)
+    /// exists.
+    pub async fn authenticate_any(&self, token: &str) -> Option<UserInfo> {
+        if let Some(user) = self.authenticate(token) {
+            return Some(user);
+        }
+        let accounts = self.accounts.as_ref()?;
+        let now = jiff::Timestamp::now().as_second();
+        let claims = accounts.issuer.verify(token, now)?;
+        let ns = &claims.kubernetes.namespace;
+        let sa = &claims.kubernetes.serviceaccount;
+        let info = wasmkube_api::registry::lookup("", "v1", "serviceaccounts")?;
+        let kv = accounts
+            .store
+            .get(&info.key(Some(ns), &sa.name))
+            .await
+            .ok()??;
+        let stored: serde_json::Value = serde_json::from_slice(&kv.value).ok()?;
+        let uid = stored.pointer("/metadata/uid").and_then(|u| u.as_str());
+        let deleting = stored.pointer("/metadata/deletionTimestamp").is_some();
+        if uid != Some(sa.uid.as_str()) || deleting {
+            return None;
+        }
+        Some(UserInfo {
+            username: claims.sub.clone(),
+            groups: vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{ns}"),
+                "system:authenticated".into(),
+            ],
+        })
     }
 }
 
@@ -95,13 +166,88 @@ pub async fn middleware(
         // Browsers cannot set headers on WebSocket upgrades; Kubernetes accepts the token in
         // this subprotocol for that reason.
         .or_else(|| websocket_token(&req));
-    match token.and_then(|t| auth.authenticate(&t)) {
-        Some(user) => {
-            req.extensions_mut().insert(user);
-            next.run(req).await
+    let user = match token {
+        Some(t) => auth.authenticate_any(&t).await,
+        None => None,
+    };
+    let Some(user) = user else {
+        return ApiError::unauthorized().into_response();
+    };
+    if let Some(accounts) = &auth.accounts {
+        let attrs = rbac::attributes(req.method(), req.uri());
+        if let Err(e) = accounts.authorizer.authorize(&user, &attrs).await {
+            return e.into_response();
         }
-        None => ApiError::unauthorized().into_response(),
+        match escalation_check(&accounts.authorizer, &user, &attrs, req).await {
+            Ok(r) => req = r,
+            Err(e) => return e.into_response(),
+        }
     }
+    req.extensions_mut().insert(user);
+    next.run(req).await
+}
+
+/// Writes of roles and bindings must not grant more than the writer holds: the body is read
+/// here (and put back) for the check. A patch cannot be judged before it is applied, so it
+/// needs the `escalate` / `bind` verb outright (stricter than Kubernetes, never looser).
+async fn escalation_check(
+    authorizer: &Authorizer,
+    user: &UserInfo,
+    attrs: &rbac::RequestAttributes,
+    req: Request,
+) -> Result<Request, ApiError> {
+    let rbac::Target::Resource {
+        api_group,
+        resource,
+        subresource: None,
+        namespace,
+        ..
+    } = &attrs.target
+    else {
+        return Ok(req);
+    };
+    let is_rbac = api_group == "rbac.authorization.k8s.io"
+        && matches!(
+            resource.as_str(),
+            "roles" | "clusterroles" | "rolebindings" | "clusterrolebindings"
+        );
+    if !is_rbac || user.groups.iter().any(|g| g == rbac::MASTERS) {
+        return Ok(req);
+    }
+    match *req.method() {
+        Method::POST | Method::PUT => {}
+        Method::PATCH => {
+            let verb = if resource.ends_with("bindings") {
+                "bind"
+            } else {
+                "escalate"
+            };
+            let privileged = rbac::RequestAttributes {
+                verb: verb.into(),
+                target: attrs.target.clone(),
+            };
+            authorizer.authorize(user, &privileged).await?;
+            return Ok(req);
+        }
+        _ => return Ok(req),
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 16 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+    // A body that is not JSON fails in the handler with its own message; YAML and
+    // protobuf bodies of RBAC objects are refused here rather than checked loosely.
+    let obj: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "role and binding writes by users outside system:masters must be JSON",
+        )
+    })?;
+    authorizer
+        .check_escalation(user, resource, namespace.as_deref(), &obj)
+        .await?;
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
 fn websocket_token(req: &Request) -> Option<String> {

@@ -1,5 +1,6 @@
-//! Objects every cluster has from its first start: the system namespaces and the `wasmtime`
-//! and `runc` RuntimeClasses. Created through the API itself so they get the same defaulting, validation and
+//! Objects every cluster has from its first start: the system namespaces, the `wasmtime`
+//! and `runc` RuntimeClasses, and Kubernetes' default RBAC roles (`cluster-admin`, `admin`,
+//! `edit`, `view`, `system:discovery`, `system:public-info-viewer`) with their bindings. Created through the API itself so they get the same defaulting, validation and
 //! metadata as anything a user creates; existing ones are left alone.
 //!
 //! The `kubernetes` Service in `default` (with its Endpoints and EndpointSlice pointing at the
@@ -26,7 +27,7 @@ fn defaults() -> Vec<(&'static str, Value)> {
                 "labels": {"kubernetes.io/metadata.name": name}}}),
         )
     };
-    vec![
+    let mut objects = vec![
         ns("default"),
         ns("kube-system"),
         ns("kube-public"),
@@ -43,6 +44,203 @@ fn defaults() -> Vec<(&'static str, Value)> {
             json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
                 "metadata": {"name": "runc", "labels": {"app.kubernetes.io/managed-by": "wasmkube"}},
                 "handler": "runc"}),
+        ),
+    ];
+    objects.extend(rbac_defaults());
+    objects
+}
+
+/// Kubernetes' user-facing default roles, in the same shape (the rule lists are those of
+/// Kubernetes' bootstrap policy for the resources this server has), and the bindings that
+/// let `system:masters` do anything and every authenticated user discover the API.
+fn rbac_defaults() -> Vec<(&'static str, Value)> {
+    const ROLES: &str = "/apis/rbac.authorization.k8s.io/v1/clusterroles";
+    const BINDINGS: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
+    let read = ["get", "list", "watch"];
+    let write = ["create", "delete", "deletecollection", "patch", "update"];
+    let all: Vec<&str> = read.iter().chain(write.iter()).copied().collect();
+    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| json!({"apiGroups": groups, "resources": resources, "verbs": verbs});
+    // What `view` reads (no Secrets: reading them would let a viewer act as any account).
+    let viewable = vec![
+        rule(
+            &[""],
+            &[
+                "pods",
+                "pods/log",
+                "pods/status",
+                "services",
+                "services/status",
+                "endpoints",
+                "configmaps",
+                "persistentvolumeclaims",
+                "persistentvolumeclaims/status",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "serviceaccounts",
+                "events",
+                "namespaces",
+                "namespaces/status",
+                "resourcequotas",
+                "limitranges",
+                "bindings",
+            ],
+            &read,
+        ),
+        rule(
+            &["apps"],
+            &[
+                "deployments",
+                "deployments/scale",
+                "deployments/status",
+                "replicasets",
+                "replicasets/scale",
+                "replicasets/status",
+                "statefulsets",
+                "statefulsets/scale",
+                "statefulsets/status",
+                "daemonsets",
+                "daemonsets/status",
+                "controllerrevisions",
+            ],
+            &read,
+        ),
+        rule(
+            &["batch"],
+            &["jobs", "jobs/status", "cronjobs", "cronjobs/status"],
+            &read,
+        ),
+        rule(
+            &["autoscaling"],
+            &[
+                "horizontalpodautoscalers",
+                "horizontalpodautoscalers/status",
+            ],
+            &read,
+        ),
+        rule(
+            &["networking.k8s.io"],
+            &["ingresses", "ingresses/status", "networkpolicies"],
+            &read,
+        ),
+        rule(
+            &["policy"],
+            &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+            &read,
+        ),
+        rule(&["discovery.k8s.io"], &["endpointslices"], &read),
+        rule(&["events.k8s.io"], &["events"], &read),
+        rule(&["metrics.k8s.io"], &["pods", "nodes"], &read),
+    ];
+    let mut editable = viewable.clone();
+    editable.extend([
+        rule(
+            &[""],
+            &[
+                "pods",
+                "services",
+                "endpoints",
+                "configmaps",
+                "secrets",
+                "persistentvolumeclaims",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "serviceaccounts",
+            ],
+            &all,
+        ),
+        rule(
+            &[""],
+            &[
+                "pods/exec",
+                "pods/attach",
+                "pods/portforward",
+                "pods/eviction",
+                "serviceaccounts/token",
+            ],
+            &["create", "get"],
+        ),
+        rule(
+            &["apps"],
+            &[
+                "deployments",
+                "deployments/scale",
+                "deployments/rollback",
+                "replicasets",
+                "replicasets/scale",
+                "statefulsets",
+                "statefulsets/scale",
+                "daemonsets",
+            ],
+            &all,
+        ),
+        rule(&["batch"], &["jobs", "cronjobs"], &all),
+        rule(&["autoscaling"], &["horizontalpodautoscalers"], &all),
+        rule(
+            &["networking.k8s.io"],
+            &["ingresses", "networkpolicies"],
+            &all,
+        ),
+        rule(&["policy"], &["poddisruptionbudgets"], &all),
+        rule(&["discovery.k8s.io"], &["endpointslices"], &all),
+    ]);
+    let mut administrable = editable.clone();
+    administrable.push(rule(
+        &["rbac.authorization.k8s.io"],
+        &["roles", "rolebindings"],
+        &all,
+    ));
+    let role = |name: &str, rules: Value| {
+        (
+            ROLES,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+                    "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
+                "rules": rules}),
+        )
+    };
+    let binding = |name: &str, role: &str, groups: &[&str]| {
+        let subjects: Vec<Value> = groups
+            .iter()
+            .map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}))
+            .collect();
+        (
+            BINDINGS,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+                    "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": subjects}),
+        )
+    };
+    vec![
+        role(
+            "cluster-admin",
+            json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                   {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+        ),
+        role("admin", Value::Array(administrable)),
+        role("edit", Value::Array(editable)),
+        role("view", Value::Array(viewable)),
+        role(
+            "system:discovery",
+            json!([{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/openapi",
+                "/openapi/*", "/version", "/version/"], "verbs": ["get"]}]),
+        ),
+        role(
+            "system:public-info-viewer",
+            json!([{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"],
+                "verbs": ["get"]}]),
+        ),
+        binding("cluster-admin", "cluster-admin", &["system:masters"]),
+        binding(
+            "system:discovery",
+            "system:discovery",
+            &["system:authenticated"],
+        ),
+        binding(
+            "system:public-info-viewer",
+            "system:public-info-viewer",
+            &["system:authenticated", "system:unauthenticated"],
         ),
     ]
 }

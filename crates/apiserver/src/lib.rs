@@ -19,6 +19,8 @@
 //! - [`admission`]: per-kind rules between validation and storage.
 //! - [`services`]: the Service strategy: cluster IP and node port allocation.
 //! - [`auth`] and [`tls`]: bearer tokens, the cluster CA and serving certificate.
+//! - [`tokens`]: ServiceAccount tokens (signed JWTs, `serviceaccounts/NAME/token`).
+//! - [`rbac`]: the RBAC authorizer and its escalation check.
 //! - [`bootstrap`]: the objects every cluster starts with.
 //! - [`console`]: the web console's files (`web/`, embedded), served at `/ui/`.
 //! - [`error`]: `Status` responses.
@@ -35,12 +37,14 @@ pub mod node_proxy;
 pub mod objects;
 pub mod openapi;
 pub mod patching;
+pub mod rbac;
 pub mod request;
 pub mod resource;
 pub mod services;
 pub mod state;
 pub mod table;
 pub mod tls;
+pub mod tokens;
 pub mod watch;
 
 use std::net::SocketAddr;

@@ -100,6 +100,10 @@ async fn dispatch(
             Method::POST => ctx.bind(name, body).await,
             _ => Err(not_allowed(method)),
         },
+        (Some(name), Some(Subresource::Token)) => match *method {
+            Method::POST => ctx.token_request(name, body).await,
+            _ => Err(not_allowed(method)),
+        },
         (Some(name), Some(sub)) => {
             if let Some(handler) = &state.subresource_handler {
                 return handler
@@ -975,6 +979,94 @@ impl Ctx<'_> {
     }
 
     /// `pods/NAME/binding`: the scheduler's way to set spec.nodeName exactly once.
+    /// `serviceaccounts/NAME/token`: a TokenRequest answered with a signed token for the
+    /// account (what `kubectl create token NAME` asks for).
+    async fn token_request(&self, name: &str, body: Bytes) -> ApiResult<Response> {
+        let Some(issuer) = &self.state.token_issuer else {
+            return Err(ApiError::new(
+                503,
+                "ServiceUnavailable",
+                "this server issues no ServiceAccount tokens (it runs without authentication)",
+            ));
+        };
+        let request = self.body_object(&body)?;
+        let invalid = |field: &str, msg: String| {
+            let mut e = ApiError::invalid(self.info(), name, &[(field.to_string(), msg)]);
+            // The object in question is the TokenRequest, as Kubernetes reports it.
+            e.message = e.message.replacen("ServiceAccount", "TokenRequest", 1);
+            e
+        };
+        let seconds = match request.pointer("/spec/expirationSeconds") {
+            None | Some(Value::Null) => crate::tokens::DEFAULT_EXPIRATION_SECONDS,
+            Some(v) => match v.as_i64() {
+                Some(s) if s >= crate::tokens::MIN_EXPIRATION_SECONDS => {
+                    s.min(crate::tokens::MAX_EXPIRATION_SECONDS)
+                }
+                Some(_) => {
+                    return Err(invalid(
+                        "spec.expirationSeconds",
+                        format!(
+                            "Invalid value: {v}: may not specify a duration less than 10 minutes"
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(invalid(
+                        "spec.expirationSeconds",
+                        format!("Invalid value: {v}: must be an integer"),
+                    ));
+                }
+            },
+        };
+        let audiences: Vec<String> = match request.pointer("/spec/audiences") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str().map(str::to_string).ok_or_else(|| {
+                        invalid(
+                            "spec.audiences",
+                            format!("Invalid value: {x}: must be a string"),
+                        )
+                    })
+                })
+                .collect::<ApiResult<_>>()?,
+            Some(v) => {
+                return Err(invalid(
+                    "spec.audiences",
+                    format!("Invalid value: {v}: must be a list of strings"),
+                ));
+            }
+        };
+        if request
+            .pointer("/spec/boundObjectRef")
+            .is_some_and(|b| !b.is_null())
+        {
+            return Err(invalid(
+                "spec.boundObjectRef",
+                "Unsupported value: tokens bound to objects are not issued by this server"
+                    .to_string(),
+            ));
+        }
+        let account = decode(&self.load(name).await?)?;
+        let uid = objects::meta_str(&account, "uid").unwrap_or_default();
+        let namespace = self.ns().unwrap_or_default();
+        let now = jiff::Timestamp::now().as_second();
+        let claims = crate::tokens::Claims::new(namespace, name, uid, audiences, now, seconds);
+        let token = issuer.issue(&claims);
+        let expires = jiff::Timestamp::from_second(claims.exp)
+            .map(objects::format_time)
+            .unwrap_or_default();
+        let answer = json!({
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": null},
+            "spec": {"audiences": claims.aud, "expirationSeconds": seconds, "boundObjectRef": null},
+            "status": {"token": token, "expirationTimestamp": expires},
+        });
+        Ok(json_response(StatusCode::CREATED, &answer))
+    }
+
     async fn bind(&self, name: &str, body: Bytes) -> ApiResult<Response> {
         let binding = self.body_object(&body)?;
         let node = binding

@@ -65,4 +65,7 @@ pub struct ApiState {
     /// Cancelled when the server stops: long-running responses (watches) end with it.
     pub shutdown: CancellationToken,
     pub bookmark_interval: Duration,
+    /// Signs ServiceAccount tokens (`serviceaccounts/NAME/token`); None: the server issues
+    /// none.
+    pub token_issuer: Option<Arc<crate::tokens::TokenIssuer>>,
 }

@@ -28,6 +28,7 @@
 //!   [`node_lifecycle::health`] and [`node_lifecycle::eviction`] are the pure rules.
 //! - [`endpoints`] and [`endpointslice`]: the addresses of the pods each Service selects,
 //!   as Endpoints and as EndpointSlices.
+//! - [`serviceaccount`]: the `default` ServiceAccount of every namespace.
 //!
 //! Shared machinery of the workload controllers, after client-go:
 //! - [`informer`]: watch → reflector cache plus added / updated / deleted notifications.
@@ -58,6 +59,7 @@ pub mod owner;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod statefulset;
 pub mod status_subresource;
 
@@ -103,6 +105,7 @@ pub async fn run_all_with(
     ));
     let endpoints = tokio::spawn(endpoints::run(client.clone(), shutdown.clone()));
     let slices = tokio::spawn(endpointslice::run(client.clone(), shutdown.clone()));
+    let accounts = tokio::spawn(serviceaccount::run(client.clone(), shutdown.clone()));
     let _ = ns.await;
     let _ = ipam.await;
     let _ = rs.await;
@@ -116,6 +119,7 @@ pub async fn run_all_with(
     let _ = nodes.await;
     let _ = endpoints.await;
     let _ = slices.await;
+    let _ = accounts.await;
 }
 
 /// An error with its chain of causes, `: `-separated, as Kubernetes prints wrapped errors.

@@ -131,6 +131,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(admin_token(dir, args.token.as_deref())?)
     };
+    // ServiceAccount tokens are signed with a key of this server's (kept beside the CA).
+    let token_issuer = match args.insecure {
+        true => None,
+        false => Some(Arc::new(
+            wasmkube_apiserver::tokens::TokenIssuer::load_or_create(
+                &dir.join("tls").join("service-account.key"),
+            )
+            .context("loading the ServiceAccount token key")?,
+        )),
+    };
     let node_proxy = wasmkube_apiserver::node_proxy::NodeProxy::with_shutdown(
         store.clone(),
         token.clone(),
@@ -149,6 +159,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         subresource_handler: Some(Arc::new(node_proxy)),
         shutdown: shutdown.clone(),
         bookmark_interval: Duration::from_secs(30),
+        token_issuer: token_issuer.clone(),
     });
     wasmkube_apiserver::bootstrap::ensure_defaults(&state)
         .await
@@ -191,7 +202,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let tls = wasmkube_apiserver::tls::load_or_create(&dir.join("tls"), &names)
             .context("setting up TLS")?;
         let token = token.clone().unwrap_or_default();
-        let auth = Arc::new(Authenticator::new());
+        let issuer = token_issuer
+            .clone()
+            .context("the ServiceAccount token key is made whenever authentication is on")?;
+        let auth = Arc::new(Authenticator::with_rbac(store.clone(), issuer));
         auth.add_token(
             &token,
             UserInfo {

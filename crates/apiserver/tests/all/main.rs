@@ -2,6 +2,7 @@
 //! through its tower `Service` (no sockets), one request at a time as a client would send them.
 
 mod logs;
+mod rbac;
 mod robustness;
 mod semantics;
 mod services;
@@ -54,18 +55,42 @@ impl Api {
 
     /// An API over `store` (e.g. a reopened redb file) with its own admission settings.
     pub async fn with(store: Arc<dyn Store>, admission: Admission, interval: Duration) -> Api {
+        Self::build(store, admission, interval, false).await
+    }
+
+    /// As `wasmkube server` runs it: ServiceAccount tokens and RBAC on.
+    pub async fn with_rbac() -> Api {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        Self::build(store, Admission::new(), Duration::from_secs(30), true).await
+    }
+
+    async fn build(
+        store: Arc<dyn Store>,
+        admission: Admission,
+        interval: Duration,
+        rbac: bool,
+    ) -> Api {
         let shutdown = CancellationToken::new();
+        let issuer = rbac.then(|| {
+            Arc::new(wasmkube_apiserver::tokens::TokenIssuer::from_secret(
+                &[42; 32],
+            ))
+        });
         let state = Arc::new(ApiState {
             store: store.clone(),
             admission,
             subresource_handler: None,
             shutdown: shutdown.clone(),
             bookmark_interval: interval,
+            token_issuer: issuer.clone(),
         });
         wasmkube_apiserver::bootstrap::ensure_defaults(&state)
             .await
             .expect("defaults");
-        let auth = Arc::new(Authenticator::new());
+        let auth = Arc::new(match issuer {
+            Some(issuer) => Authenticator::with_rbac(store.clone(), issuer),
+            None => Authenticator::new(),
+        });
         auth.add_token(
             TOKEN,
             UserInfo {

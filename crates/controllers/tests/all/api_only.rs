@@ -37,6 +37,7 @@ impl ApiServer {
             subresource_handler: None,
             shutdown: shutdown.clone(),
             bookmark_interval: Duration::from_secs(30),
+            token_issuer: None,
         });
         wasmkube_apiserver::bootstrap::ensure_defaults(&state)
             .await

@@ -44,6 +44,7 @@ impl Cluster {
             subresource_handler: None,
             shutdown: shutdown.clone(),
             bookmark_interval: Duration::from_secs(30),
+            token_issuer: None,
         });
         wasmkube_apiserver::bootstrap::ensure_defaults(&state)
             .await

@@ -25,6 +25,7 @@ pub(crate) async fn start_api() -> anyhow::Result<Api> {
         subresource_handler: None,
         shutdown: shutdown.clone(),
         bookmark_interval: Duration::from_secs(30),
+        token_issuer: None,
     });
     wasmkube_apiserver::bootstrap::ensure_defaults(&state).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
