@@ -324,9 +324,10 @@ mod tests {
         fn stop(&self, _grace: Duration) -> BoxFuture<'_, ExitStatus> {
             Box::pin(futures::future::pending())
         }
-        fn exec(
+        fn exec_with_stdin(
             &self,
             command: Vec<String>,
+            _stdin: Vec<u8>,
             _timeout: Duration,
         ) -> BoxFuture<'_, Result<ExecOutput, RuntimeError>> {
             Box::pin(async move {

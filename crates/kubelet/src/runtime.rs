@@ -213,29 +213,24 @@ pub trait Container: Send + Sync {
     /// has exited.
     fn stop(&self, grace: Duration) -> BoxFuture<'_, ExitStatus>;
 
-    /// Runs a command inside the container (exec probes, `kubectl exec`), if the runtime can.
+    /// Runs a command inside the container with no input (exec probes, `kubectl exec`).
     fn exec(
         &self,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<ExecOutput, RuntimeError>> {
+        self.exec_with_stdin(command, Vec::new(), timeout)
+    }
+
+    /// Runs a command inside the container with `stdin` as its standard input (`kubectl exec
+    /// -i`), if the runtime can; what a backend implements.
+    fn exec_with_stdin(
+        &self,
         _command: Vec<String>,
+        _stdin: Vec<u8>,
         _timeout: Duration,
     ) -> BoxFuture<'_, Result<ExecOutput, RuntimeError>> {
         Box::pin(async { Err(RuntimeError::Unsupported("exec")) })
-    }
-
-    /// [`Container::exec`] with `stdin` as the command's standard input (`kubectl exec -i`).
-    /// Added beside `exec` so backends need not change: the default runs `exec` when there is
-    /// no input and refuses input it cannot deliver. A backend that can feed stdin overrides
-    /// this one (and may implement `exec` as `exec_with_stdin(command, Vec::new(), timeout)`).
-    fn exec_with_stdin(
-        &self,
-        command: Vec<String>,
-        stdin: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<ExecOutput, RuntimeError>> {
-        if stdin.is_empty() {
-            return self.exec(command, timeout);
-        }
-        Box::pin(async { Err(RuntimeError::Unsupported("exec with stdin")) })
     }
 
     /// Current resource usage, for the metrics API.
@@ -283,25 +278,28 @@ pub trait Runtime: Send + Sync + 'static {
         Box::pin(async { false })
     }
 
-    /// Makes `image` present on the node according to `policy`.
-    fn pull<'a>(
-        &'a self,
-        image: &'a str,
-        policy: PullPolicy,
-        auth: &'a [RegistryAuth],
-    ) -> BoxFuture<'a, Result<PulledImage, RuntimeError>>;
-
-    /// [`Runtime::pull`], reporting the bytes it downloads into `progress`. The default
-    /// reports nothing.
+    /// Makes `image` present on the node according to `policy`, reporting the bytes it
+    /// downloads into `progress`.
     fn pull_with_progress<'a>(
         &'a self,
         image: &'a str,
         policy: PullPolicy,
         auth: &'a [RegistryAuth],
         progress: &'a PullProgress,
+    ) -> BoxFuture<'a, Result<PulledImage, RuntimeError>>;
+
+    /// [`Runtime::pull_with_progress`] for a caller that does not watch the progress.
+    fn pull<'a>(
+        &'a self,
+        image: &'a str,
+        policy: PullPolicy,
+        auth: &'a [RegistryAuth],
     ) -> BoxFuture<'a, Result<PulledImage, RuntimeError>> {
-        let _ = progress;
-        self.pull(image, policy, auth)
+        Box::pin(async move {
+            let progress = PullProgress::default();
+            self.pull_with_progress(image, policy, auth, &progress)
+                .await
+        })
     }
 
     /// Prepares this backend's part of the pod-level sandbox before the pod's first container

@@ -293,14 +293,6 @@ impl Container for OciContainer {
         })
     }
 
-    fn exec(
-        &self,
-        command: Vec<String>,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<ExecOutput, RuntimeError>> {
-        Box::pin(self.exec_inner(command, Vec::new(), timeout))
-    }
-
     fn exec_with_stdin(
         &self,
         command: Vec<String>,

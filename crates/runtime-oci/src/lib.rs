@@ -83,16 +83,4 @@ impl From<wasmkube_runtime_wasm::oci::OciError> for Error {
     }
 }
 
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(c) = source {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        source = c.source();
-    }
-    s
-}
+pub(crate) use wasmkube_kubelet::pod::error_chain;

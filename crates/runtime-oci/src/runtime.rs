@@ -417,19 +417,6 @@ impl Runtime for OciRuntime {
         true
     }
 
-    fn pull<'a>(
-        &'a self,
-        image: &'a str,
-        policy: PullPolicy,
-        auth: &'a [RegistryAuth],
-    ) -> BoxFuture<'a, Result<PulledImage, RuntimeError>> {
-        Box::pin(async move {
-            let progress = PullProgress::default();
-            self.pull_with_progress(image, policy, auth, &progress)
-                .await
-        })
-    }
-
     fn pull_with_progress<'a>(
         &'a self,
         image: &'a str,

@@ -156,14 +156,6 @@ impl Container for WasmContainer {
         })
     }
 
-    fn exec(
-        &self,
-        command: Vec<String>,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<ExecOutput, RuntimeError>> {
-        self.exec_with_stdin(command, Vec::new(), timeout)
-    }
-
     fn exec_with_stdin(
         &self,
         command: Vec<String>,

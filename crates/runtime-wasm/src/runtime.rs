@@ -473,18 +473,6 @@ impl Runtime for WasmRuntime {
         Box::pin(async move { self.recognizes_image(&image).await })
     }
 
-    fn pull<'a>(
-        &'a self,
-        image: &'a str,
-        policy: PullPolicy,
-        auth: &'a [RegistryAuth],
-    ) -> BoxFuture<'a, Result<PulledImage, RuntimeError>> {
-        Box::pin(async move {
-            self.pull_image(image, policy, auth, &PullProgress::default())
-                .await
-        })
-    }
-
     fn pull_with_progress<'a>(
         &'a self,
         image: &'a str,

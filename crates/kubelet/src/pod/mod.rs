@@ -1471,7 +1471,9 @@ fn human_secs(secs: u64) -> String {
     }
 }
 
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+/// `error: cause: cause` on one line (causes already in the message are not repeated), for
+/// status messages and events.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(c) = source {
