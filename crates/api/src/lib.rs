@@ -14,6 +14,7 @@
 //! - [`protobuf`]: Kubernetes protobuf request bodies decoded into the object's JSON form.
 //! - [`strategy`]: per-kind write rules of Kubernetes' registry strategies (a Job's generated
 //!   selector, what a `/status` write keeps, the default garbage collection policy).
+//! - [`storage`]: well-known annotations, provisioner and finalizer names of volume binding.
 //! - [`table`]: the `kubectl get` columns of each kind (meta.k8s.io Table rows).
 
 pub mod defaults;
@@ -23,6 +24,7 @@ pub mod protobuf;
 pub mod quantity;
 pub mod registry;
 pub mod selector;
+pub mod storage;
 pub mod strategy;
 pub mod table;
 pub mod validate_kinds;

@@ -1758,8 +1758,8 @@ fn subjects(subjects: &[Value]) -> (Vec<String>, Vec<String>, Vec<String>) {
 
 fn is_default_storage_class(obj: &Value) -> bool {
     [
-        "storageclass.kubernetes.io/is-default-class",
-        "storageclass.beta.kubernetes.io/is-default-class",
+        crate::storage::DEFAULT_CLASS,
+        crate::storage::DEFAULT_CLASS_BETA,
     ]
     .iter()
     .any(|key| annotation(obj, key) == Some("true"))

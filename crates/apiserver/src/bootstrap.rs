@@ -1,5 +1,5 @@
 //! Objects every cluster has from its first start: the system namespaces, the `wasmtime`
-//! and `runc` RuntimeClasses, and Kubernetes' default RBAC roles (`cluster-admin`, `admin`,
+//! and `runc` RuntimeClasses, the default `local-path` StorageClass, and Kubernetes' default RBAC roles (`cluster-admin`, `admin`,
 //! `edit`, `view`, `system:discovery`, `system:public-info-viewer`) with their bindings. Created through the API itself so they get the same defaulting, validation and
 //! metadata as anything a user creates; existing ones are left alone.
 //!
@@ -44,6 +44,18 @@ fn defaults() -> Vec<(&'static str, Value)> {
             json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
                 "metadata": {"name": "runc", "labels": {"app.kubernetes.io/managed-by": "wasmkube"}},
                 "handler": "runc"}),
+        ),
+        // Node-local volumes, provisioned by the kubelet of the node the first pod using a
+        // claim is scheduled to (so WaitForFirstConsumer), as k3s' local-path does.
+        (
+            "/apis/storage.k8s.io/v1/storageclasses",
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": "local-path",
+                    "labels": {"app.kubernetes.io/managed-by": "wasmkube"},
+                    "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+                "provisioner": "wasmkube.io/local-path",
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": "WaitForFirstConsumer"}),
         ),
     ];
     objects.extend(rbac_defaults());

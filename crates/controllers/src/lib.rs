@@ -29,6 +29,8 @@
 //! - [`endpoints`] and [`endpointslice`]: the addresses of the pods each Service selects,
 //!   as Endpoints and as EndpointSlices.
 //! - [`serviceaccount`]: the `default` ServiceAccount of every namespace.
+//! - [`persistentvolume`]: binds PersistentVolumeClaims to PersistentVolumes, assigns the
+//!   default StorageClass, hands claims to their provisioner and reclaims released volumes.
 //!
 //! Shared machinery of the workload controllers, after client-go:
 //! - [`informer`]: watch → reflector cache plus added / updated / deleted notifications.
@@ -56,6 +58,7 @@ pub mod namespace;
 pub mod node_lifecycle;
 pub mod nodeipam;
 pub mod owner;
+pub mod persistentvolume;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
@@ -106,6 +109,7 @@ pub async fn run_all_with(
     let endpoints = tokio::spawn(endpoints::run(client.clone(), shutdown.clone()));
     let slices = tokio::spawn(endpointslice::run(client.clone(), shutdown.clone()));
     let accounts = tokio::spawn(serviceaccount::run(client.clone(), shutdown.clone()));
+    let volumes = tokio::spawn(persistentvolume::run(client.clone(), shutdown.clone()));
     let _ = ns.await;
     let _ = ipam.await;
     let _ = rs.await;
@@ -120,6 +124,7 @@ pub async fn run_all_with(
     let _ = endpoints.await;
     let _ = slices.await;
     let _ = accounts.await;
+    let _ = volumes.await;
 }
 
 /// An error with its chain of causes, `: `-separated, as Kubernetes prints wrapped errors.

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
+};
 use kube::api::Api;
 use serde_json::Value;
 
@@ -44,6 +46,16 @@ pub struct Sources {
     secrets: BTreeMap<String, Option<Secret>>,
 }
 
+/// One lookup through the API.
+async fn lookup<K>(api: Api<K>, what: String, name: &str) -> Result<Option<K>, EnvError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(name)
+        .await
+        .map_err(|source| EnvError::Api { what, source })
+}
+
 impl Sources {
     pub fn new(client: kube::Client, namespace: &str) -> Self {
         Sources {
@@ -56,11 +68,8 @@ impl Sources {
 
     pub async fn config_map(&mut self, name: &str) -> Result<Option<&ConfigMap>, EnvError> {
         if !self.config_maps.contains_key(name) {
-            let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
-            let cm = api.get_opt(name).await.map_err(|source| EnvError::Api {
-                what: format!("configmap {name}"),
-                source,
-            })?;
+            let api = Api::namespaced(self.client.clone(), &self.namespace);
+            let cm = lookup(api, format!("configmap {name}"), name).await?;
             self.config_maps.insert(name.to_string(), cm);
         }
         Ok(self.config_maps.get(name).and_then(Option::as_ref))
@@ -68,11 +77,8 @@ impl Sources {
 
     pub async fn secret(&mut self, name: &str) -> Result<Option<&Secret>, EnvError> {
         if !self.secrets.contains_key(name) {
-            let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-            let s = api.get_opt(name).await.map_err(|source| EnvError::Api {
-                what: format!("secret {name}"),
-                source,
-            })?;
+            let api = Api::namespaced(self.client.clone(), &self.namespace);
+            let s = lookup(api, format!("secret {name}"), name).await?;
             self.secrets.insert(name.to_string(), s);
         }
         Ok(self.secrets.get(name).and_then(Option::as_ref))
@@ -80,6 +86,23 @@ impl Sources {
 
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// A PersistentVolumeClaim of the pod's namespace (not cached: it is read once per
+    /// volume set-up).
+    pub async fn claim(&self, name: &str) -> Result<Option<PersistentVolumeClaim>, EnvError> {
+        let api = Api::namespaced(self.client.clone(), &self.namespace);
+        lookup(api, format!("persistentvolumeclaim {name}"), name).await
+    }
+
+    /// A PersistentVolume.
+    pub async fn volume(&self, name: &str) -> Result<Option<PersistentVolume>, EnvError> {
+        lookup(
+            Api::all(self.client.clone()),
+            format!("persistentvolume {name}"),
+            name,
+        )
+        .await
     }
 }
 

@@ -171,6 +171,19 @@ impl Kubelet {
             node_uid,
             shutdown.clone(),
         ));
+        let storage_root = config.data_dir.join("storage");
+        std::fs::create_dir_all(&storage_root).map_err(|source| KubeletError::Io {
+            path: storage_root.clone(),
+            source,
+        })?;
+        tokio::spawn(
+            crate::storage::LocalPath {
+                client: client.clone(),
+                node: config.node_name.clone(),
+                root: storage_root,
+            }
+            .run(shutdown.clone()),
+        );
         let cidr = wait_for_cidr(&client, &config.node_name, &shutdown).await?;
         let ipam = Ipam::new(&cidr).map_err(|source| KubeletError::Cidr {
             name: config.node_name.clone(),

@@ -35,6 +35,8 @@
 //! - [`logs`]: CRI-format container logs and the `pods/log` options.
 //! - [`netns`]: pod network namespaces (pinned nsfs files) and the forwarding of a pod IP's
 //!   ports into one.
+//! - [`storage`]: the node's local-path provisioner (PersistentVolumes that are directories
+//!   under `<data-dir>/storage`) and the clean-up of deleted ones.
 //! - [`node`]: Node registration, status and the Lease heartbeat.
 //! - [`runtime`]: the `Runtime` and `Container` traits every backend implements, and the
 //!   runtime-neutral description of a container to start.
@@ -59,5 +61,6 @@ pub mod runtime;
 pub mod server;
 pub mod stats;
 pub mod statuses;
+pub mod storage;
 pub mod streaming;
 pub mod volumes;

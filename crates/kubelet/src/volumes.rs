@@ -3,7 +3,8 @@
 //! emptyDir lives under the pod's own directory (removed with the pod); hostPath is the host
 //! directory itself; configMap, secret and downwardAPI are written as files (with `items` and
 //! `defaultMode` honoured) into a fresh directory, so a guest sees exactly the keys its spec
-//! grants and nothing else.
+//! grants and nothing else. A persistentVolumeClaim is the directory of the `local` or
+//! `hostPath` PersistentVolume it is bound to (see [`crate::storage`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,12 @@ pub enum VolumeError {
     },
     #[error("volume {volume:?}: type is not supported on this node")]
     Unsupported { volume: String },
+    #[error("volume {volume:?}: persistentvolumeclaim {claim:?} {problem}")]
+    Claim {
+        volume: String,
+        claim: String,
+        problem: String,
+    },
     #[error("volume {volume:?}: item path {path:?} must be relative and may not contain '..'")]
     BadPath { volume: String, path: String },
     #[error("container mounts volume {0:?}, which the pod does not define")]
@@ -233,12 +240,72 @@ pub async fn prepare(
                 )?;
             }
             (dir, true)
+        } else if let Some(pvc) = &v.persistent_volume_claim {
+            let path = claim_dir(sources, &name, &pvc.claim_name).await?;
+            (path, pvc.read_only.unwrap_or(false))
         } else {
             return Err(VolumeError::Unsupported { volume: name });
         };
         out.dirs.insert(v.name.clone(), (path, read_only));
     }
     Ok(out)
+}
+
+/// The node directory of the volume a claim is bound to.
+async fn claim_dir(
+    sources: &Sources,
+    volume: &str,
+    claim_name: &str,
+) -> Result<PathBuf, VolumeError> {
+    let problem = |problem: String| VolumeError::Claim {
+        volume: volume.to_string(),
+        claim: claim_name.to_string(),
+        problem,
+    };
+    let src_err = |source| VolumeError::Source {
+        volume: volume.to_string(),
+        source,
+    };
+    let claim = sources
+        .claim(claim_name)
+        .await
+        .map_err(src_err)?
+        .ok_or_else(|| problem("not found".into()))?;
+    let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    let pv_name = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.clone())
+        .filter(|n| bound && !n.is_empty())
+        .ok_or_else(|| problem("is not bound".into()))?;
+    let pv = sources
+        .volume(&pv_name)
+        .await
+        .map_err(src_err)?
+        .ok_or_else(|| {
+            problem(format!(
+                "is bound to persistentvolume {pv_name:?}, which does not exist"
+            ))
+        })?;
+    let spec = pv.spec.unwrap_or_default();
+    let path = match (spec.local, spec.host_path) {
+        (Some(local), _) => local.path,
+        (None, Some(host)) => host.path,
+        _ => {
+            return Err(problem(format!(
+                "is bound to persistentvolume {pv_name:?}, whose type is not supported on this node"
+            )));
+        }
+    };
+    let path = PathBuf::from(path);
+    if !path.is_dir() {
+        return Err(VolumeError::HostPath {
+            volume: volume.to_string(),
+            path: path.display().to_string(),
+            expected: "directory",
+        });
+    }
+    Ok(path)
 }
 
 /// Recreates `dir` empty: projected contents are rewritten whole on every start.

@@ -1,5 +1,6 @@
-//! The scheduler's view of the cluster, fed by watches of Nodes, Pods, RuntimeClasses and
-//! Namespaces.
+//! The scheduler's view of the cluster, fed by watches of Nodes, Pods, RuntimeClasses,
+//! Namespaces, and the PersistentVolumeClaims, PersistentVolumes and StorageClasses that
+//! volume binding reads.
 //!
 //! Pods count on a node from the moment the scheduler decides to bind them ("assumed"), not
 //! only once the watch shows `spec.nodeName`: otherwise the next pod, scheduled before that
@@ -12,8 +13,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::resources::{Resources, pod_requests};
 
@@ -118,6 +120,66 @@ pub struct Cache {
     pod_nodes: HashMap<PodKey, String>,
     runtime_classes: HashMap<String, Arc<RuntimeClass>>,
     namespaces: HashMap<String, BTreeMap<String, String>>,
+    pub claims: Objects<PersistentVolumeClaim>,
+    pub volumes: Objects<PersistentVolume>,
+    pub storage_classes: Objects<StorageClass>,
+}
+
+/// Objects of one kind by `namespace/name` (`name` for cluster-scoped ones). Any change may
+/// let a pod waiting for its volumes fit.
+#[derive(Debug)]
+pub struct Objects<K> {
+    by_key: HashMap<String, Arc<K>>,
+}
+
+impl<K> Default for Objects<K> {
+    fn default() -> Self {
+        Objects {
+            by_key: HashMap::new(),
+        }
+    }
+}
+
+fn object_key<K: kube::Resource>(obj: &K) -> String {
+    let meta = obj.meta();
+    let name = meta.name.as_deref().unwrap_or("");
+    match meta.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        _ => name.to_string(),
+    }
+}
+
+impl<K: kube::Resource> Objects<K> {
+    /// The object `name` of `namespace` (`""` for cluster-scoped kinds).
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&K> {
+        let key = if namespace.is_empty() {
+            name.to_string()
+        } else {
+            format!("{namespace}/{name}")
+        };
+        self.by_key.get(&key).map(Arc::as_ref)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &K> {
+        self.by_key.values().map(Arc::as_ref)
+    }
+
+    pub fn upsert(&mut self, obj: K) -> Change {
+        self.by_key.insert(object_key(&obj), Arc::new(obj));
+        Change::MayHelp
+    }
+
+    pub fn remove(&mut self, obj: &K) {
+        self.by_key.remove(&object_key(obj));
+    }
+
+    pub fn replace(&mut self, all: Vec<K>) -> Change {
+        self.by_key = all
+            .into_iter()
+            .map(|o| (object_key(&o), Arc::new(o)))
+            .collect();
+        Change::MayHelp
+    }
 }
 
 impl Cache {

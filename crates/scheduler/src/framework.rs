@@ -16,6 +16,7 @@ use crate::cache::{Cache, NodeInfo};
 use crate::filters::{self, Filtered, PodAffinityState, REASON_NODE_AFFINITY, Unfit};
 use crate::resources::{Resources, allocatable, host_ports, pod_requests};
 use crate::scores::{self, InterPodScoreState, ScoreWeights};
+use crate::volumes::PodVolumes;
 
 /// Why a pod fits no node, in the shape of kube-scheduler's `FitError`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,9 +81,11 @@ struct Prepared {
     handler: Option<String>,
     /// The RuntimeClass's node selector, which must hold besides the pod's own.
     class_selector: BTreeMap<String, String>,
+    volumes: PodVolumes,
 }
 
 fn prepare(pod: &Pod, cache: &Cache) -> Result<Prepared, String> {
+    let volumes = PodVolumes::compute(pod, cache)?;
     let class_name = pod
         .spec
         .as_ref()
@@ -93,6 +96,7 @@ fn prepare(pod: &Pod, cache: &Cache) -> Result<Prepared, String> {
             pod: pod.clone(),
             handler: None,
             class_selector: BTreeMap::new(),
+            volumes,
         });
     };
     let rc: &RuntimeClass = cache
@@ -116,6 +120,7 @@ fn prepare(pod: &Pod, cache: &Cache) -> Result<Prepared, String> {
         class_selector: scheduling
             .and_then(|s| s.node_selector.clone())
             .unwrap_or_default(),
+        volumes,
     })
 }
 
@@ -126,6 +131,7 @@ fn filter_node(
     affinity: &PodAffinityState,
     node: &Node,
     info: &NodeInfo,
+    cache: &Cache,
 ) -> Filtered {
     let pod = &p.pod;
     filters::node_unschedulable(pod, node)?;
@@ -147,6 +153,7 @@ fn filter_node(
         &info.requested,
         info.pods.len(),
     )?;
+    p.volumes.filter(node, cache)?;
     filters::runtime_handler(p.handler.as_deref(), node)?;
     filters::inter_pod_affinity(affinity, node)?;
     Ok(())
@@ -241,7 +248,7 @@ pub fn schedule(
     let mut feasible = Vec::new();
     let mut rejected = BTreeMap::new();
     for (node, info) in cache.nodes() {
-        match filter_node(&prepared, &requests, &affinity, node, info) {
+        match filter_node(&prepared, &requests, &affinity, node, info, cache) {
             Ok(()) => feasible.push((node, info)),
             Err(Unfit(reasons)) => {
                 rejected.insert(node.metadata.name.clone().unwrap_or_default(), reasons);

@@ -37,6 +37,9 @@
 //! - [`resources`]: what a pod requests (init containers, sidecars, overhead) and the host
 //!   ports it binds.
 //! - [`events`]: core/v1 Events, with repeats folded into one event's `count`.
+//! - [`volumes`]: PersistentVolume binding rules (which volume serves which claim where),
+//!   the VolumeBinding filter, and the annotations binding uses; shared with the
+//!   PersistentVolume controller.
 
 pub mod cache;
 pub mod events;
@@ -46,6 +49,7 @@ pub mod queue;
 pub mod resources;
 pub mod scheduler;
 pub mod scores;
+pub mod volumes;
 
 use std::time::Duration;
 

@@ -12,8 +12,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Binding, Namespace, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{
+    Binding, Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
+};
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -26,14 +29,27 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::SchedulerConfig;
-use crate::cache::{Cache, Change, PodKey, bound_node, is_terminal, pod_key};
+use crate::cache::{Cache, Change, Objects, PodKey, bound_node, is_terminal, pod_key};
 use crate::events::{EventRecorder, EventType};
 use crate::framework;
 use crate::queue::{Place, SchedulingQueue};
+use crate::volumes;
+
+/// How long PreBind waits for the claims it chose a node for to be bound (kube-scheduler's
+/// VolumeBinding `bindTimeoutSeconds` is 600; node-local provisioning takes milliseconds).
+const VOLUME_BIND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Errors of the API calls that follow a scheduling decision.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("updating persistentvolumeclaim {claim}")]
+    Claim {
+        claim: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("timed out waiting for persistentvolumeclaim {0} to be bound")]
+    BindTimeout(String),
     #[error("binding pod {pod} to node {node}")]
     Bind {
         pod: PodKey,
@@ -62,6 +78,9 @@ enum Watched {
     Pod(Box<watcher::Event<Pod>>),
     RuntimeClass(Box<watcher::Event<RuntimeClass>>),
     Namespace(Box<watcher::Event<Namespace>>),
+    Claim(Box<watcher::Event<PersistentVolumeClaim>>),
+    Volume(Box<watcher::Event<PersistentVolume>>),
+    StorageClass(Box<watcher::Event<StorageClass>>),
 }
 
 /// How the API calls after a scheduling cycle ended.
@@ -135,6 +154,29 @@ struct Scheduler {
     pods: Relist<Pod>,
     runtime_classes: Relist<RuntimeClass>,
     namespaces: Relist<Namespace>,
+    claims: Relist<PersistentVolumeClaim>,
+    volumes: Relist<PersistentVolume>,
+    storage_classes: Relist<StorageClass>,
+}
+
+/// Feeds one event of a kind the cache keeps as plain [`Objects`].
+fn apply_objects<K: Clone + kube::Resource>(
+    relist: &mut Relist<K>,
+    objects: &mut Objects<K>,
+    event: watcher::Event<K>,
+) -> Change {
+    let mut change = Change::None;
+    if let Some(all) = relist.feed(&event) {
+        change = objects.replace(all);
+    }
+    match event {
+        watcher::Event::Apply(o) => objects.upsert(o),
+        watcher::Event::Delete(o) => {
+            objects.remove(&o);
+            change
+        }
+        _ => change,
+    }
 }
 
 /// Runs the scheduler until `shutdown` is cancelled.
@@ -156,6 +198,9 @@ pub async fn run(client: kube::Client, config: SchedulerConfig, shutdown: Cancel
         pods: Relist::default(),
         runtime_classes: Relist::default(),
         namespaces: Relist::default(),
+        claims: Relist::default(),
+        volumes: Relist::default(),
+        storage_classes: Relist::default(),
     };
     let streams: Vec<std::pin::Pin<Box<dyn Stream<Item = Watched> + Send>>> = vec![
         log_errors("nodes", watch(Api::<Node>::all(client.clone())))
@@ -170,8 +215,23 @@ pub async fn run(client: kube::Client, config: SchedulerConfig, shutdown: Cancel
         )
         .map(|e| Watched::RuntimeClass(Box::new(e)))
         .boxed(),
-        log_errors("namespaces", watch(Api::<Namespace>::all(client)))
+        log_errors("namespaces", watch(Api::<Namespace>::all(client.clone())))
             .map(|e| Watched::Namespace(Box::new(e)))
+            .boxed(),
+        log_errors(
+            "persistentvolumeclaims",
+            watch(Api::<PersistentVolumeClaim>::all(client.clone())),
+        )
+        .map(|e| Watched::Claim(Box::new(e)))
+        .boxed(),
+        log_errors(
+            "persistentvolumes",
+            watch(Api::<PersistentVolume>::all(client.clone())),
+        )
+        .map(|e| Watched::Volume(Box::new(e)))
+        .boxed(),
+        log_errors("storageclasses", watch(Api::<StorageClass>::all(client)))
+            .map(|e| Watched::StorageClass(Box::new(e)))
             .boxed(),
     ];
     let mut watched = futures::stream::select_all(streams);
@@ -225,6 +285,9 @@ impl Scheduler {
         self.nodes.synced
             && self.pods.synced
             && self.runtime_classes.synced
+            && self.claims.synced
+            && self.volumes.synced
+            && self.storage_classes.synced
             && self.namespaces.synced
     }
 
@@ -297,6 +360,22 @@ impl Scheduler {
                         .remove_runtime_class(rc.metadata.name.as_deref().unwrap_or("")),
                     _ => {}
                 }
+            }
+            Watched::Claim(e) => {
+                let c = apply_objects(&mut self.claims, &mut self.cache.claims, *e);
+                self.changed(c);
+            }
+            Watched::Volume(e) => {
+                let c = apply_objects(&mut self.volumes, &mut self.cache.volumes, *e);
+                self.changed(c);
+            }
+            Watched::StorageClass(e) => {
+                let c = apply_objects(
+                    &mut self.storage_classes,
+                    &mut self.cache.storage_classes,
+                    *e,
+                );
+                self.changed(c);
             }
             Watched::Namespace(e) => {
                 let e = *e;
@@ -387,20 +466,43 @@ impl Scheduler {
             pod.metadata.namespace.as_deref().unwrap_or("default"),
         );
         let recorder = self.recorder.clone();
-        let handle =
-            match framework::schedule(&pod, &self.cache, &self.config.weights, &mut self.rng) {
-                Ok(node) => {
-                    tracing::debug!(pod = %key, %node, "scheduling decision");
-                    self.cache.assume(&pod, &node);
-                    self.tasks.spawn(bind(api, recorder, pod, node))
-                }
-                Err(fit) => {
-                    let message = fit.message();
-                    tracing::debug!(pod = %key, %message, "pod is unschedulable");
-                    self.tasks
-                        .spawn(report_unschedulable(api, recorder, pod, message))
-                }
-            };
+        let handle = match framework::schedule(
+            &pod,
+            &self.cache,
+            &self.config.weights,
+            &mut self.rng,
+        ) {
+            Ok(node) => {
+                tracing::debug!(pod = %key, %node, "scheduling decision");
+                self.cache.assume(&pod, &node);
+                let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+                let unbound: Vec<String> = volumes::pod_claims(&pod)
+                    .filter(|c| {
+                        self.cache
+                            .claims
+                            .get(ns, c)
+                            .is_some_and(|c| volumes::bound_volume(c).is_none())
+                    })
+                    .map(str::to_string)
+                    .collect();
+                let claims = Api::namespaced(self.client.clone(), ns);
+                self.tasks.spawn(async move {
+                        if !unbound.is_empty()
+                            && let Err(e) = bind_volumes(&claims, &unbound, &node).await
+                        {
+                            tracing::warn!(pod = %pod_key(&pod), error = %error_chain(&e), "volume binding failed; retrying after back-off");
+                            return Outcome::Failed;
+                        }
+                        bind(api, recorder, pod, node).await
+                    })
+            }
+            Err(fit) => {
+                let message = fit.message();
+                tracing::debug!(pod = %key, %message, "pod is unschedulable");
+                self.tasks
+                    .spawn(report_unschedulable(api, recorder, pod, message))
+            }
+        };
         self.task_pods.insert(handle.id(), (key, uid));
     }
 
@@ -442,6 +544,43 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// VolumeBinding's PreBind: marks each unbound (WaitForFirstConsumer) claim with the chosen
+/// node, so the PersistentVolume controller binds it to a volume there or the node's
+/// provisioner makes one, and waits until every claim is bound.
+async fn bind_volumes(
+    api: &Api<PersistentVolumeClaim>,
+    claims: &[String],
+    node: &str,
+) -> Result<(), Error> {
+    let patch = json!({"metadata": {"annotations": {volumes::SELECTED_NODE: node}}});
+    for name in claims {
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| Error::Claim {
+                claim: name.clone(),
+                source,
+            })?;
+    }
+    let deadline = Instant::now() + VOLUME_BIND_TIMEOUT;
+    for name in claims {
+        loop {
+            let claim = api.get(name).await.map_err(|source| Error::Claim {
+                claim: name.clone(),
+                source,
+            })?;
+            let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+            if bound && volumes::bound_volume(&claim).is_some() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::BindTimeout(name.clone()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
 }
 
 /// POSTs the pod's Binding and records the `Scheduled` event.
