@@ -20,3 +20,7 @@ pub const LOCAL_PATH_FINALIZER: &str = "wasmkube.io/local-path";
 pub const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
 /// The beta spelling of [`DEFAULT_CLASS`], still honoured by Kubernetes.
 pub const DEFAULT_CLASS_BETA: &str = "storageclass.beta.kubernetes.io/is-default-class";
+/// Keeps a claim that a pod still uses from going away (Kubernetes' StorageObjectInUseProtection).
+pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+/// Keeps a bound volume from going away.
+pub const PV_PROTECTION: &str = "kubernetes.io/pv-protection";

@@ -1,5 +1,6 @@
 //! Built-in admission: the per-kind rules Kubernetes applies between validation and storage
-//! that are not about one object's shape (graceful pod deletion, namespace termination).
+//! that are not about one object's shape (graceful pod deletion, namespace termination, the
+//! in-use protection finalizers of claims and volumes).
 
 use serde_json::{Value, json};
 use wasmkube_api::registry::ResourceInfo;
@@ -46,6 +47,23 @@ impl Admission {
                 obj,
                 self.default_toleration_seconds,
             );
+        }
+        // StorageObjectInUseProtection: the PersistentVolume controller lifts these once no
+        // pod uses the claim, or no claim is bound to the volume.
+        let protection = match (info.group, info.kind) {
+            ("", "PersistentVolumeClaim") => Some(wasmkube_api::storage::PVC_PROTECTION),
+            ("", "PersistentVolume") => Some(wasmkube_api::storage::PV_PROTECTION),
+            _ => None,
+        };
+        if let Some(finalizer) = protection
+            && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            let list = meta.entry("finalizers").or_insert_with(|| json!([]));
+            if let Some(list) = list.as_array_mut()
+                && !list.iter().any(|f| f == finalizer)
+            {
+                list.push(json!(finalizer));
+            }
         }
     }
 

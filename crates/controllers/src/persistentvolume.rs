@@ -18,12 +18,16 @@
 //!   volume pre-bound to the claim, which the next sync finishes binding.
 //! - A volume whose claim is gone becomes `Released`; with the `Delete` reclaim policy it is
 //!   deleted (its provisioner's finalizer cleans up the storage), with `Retain` it stays.
+//! - In-use protection (Kubernetes' pvc-protection and pv-protection controllers): a deleted
+//!   claim keeps its `kubernetes.io/pvc-protection` finalizer while a pod that has not
+//!   finished uses it, and a deleted volume its `kubernetes.io/pv-protection` one while it is
+//!   bound, so deleting a claim under a running pod never pulls the data from under it.
 
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
     Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus,
-    PersistentVolumeStatus,
+    PersistentVolumeStatus, Pod,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Resource;
@@ -33,8 +37,8 @@ use kube::runtime::watcher;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use wasmkube_scheduler::volumes::{
-    self, BIND_COMPLETED, BOUND_BY_CONTROLLER, LOCAL_PATH_PROVISIONER, SELECTED_NODE,
-    STORAGE_PROVISIONER,
+    self, BIND_COMPLETED, BOUND_BY_CONTROLLER, LOCAL_PATH_PROVISIONER, PV_PROTECTION,
+    PVC_PROTECTION, SELECTED_NODE, STORAGE_PROVISIONER,
 };
 
 use crate::events::Recorder;
@@ -62,6 +66,7 @@ struct Ctx {
     volumes: Store<PersistentVolume>,
     classes: Store<StorageClass>,
     nodes: Store<Node>,
+    pods: Store<Pod>,
     queue: Arc<WorkQueue>,
     recorder: Recorder,
 }
@@ -72,6 +77,7 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
     let (volume_store, volume_writer) = reflector::store::<PersistentVolume>();
     let (class_store, class_writer) = reflector::store::<StorageClass>();
     let (node_store, node_writer) = reflector::store::<Node>();
+    let (pod_store, pod_writer) = reflector::store::<Pod>();
     let queue = WorkQueue::new(shutdown.clone());
     let mut tasks = vec![
         tokio::spawn(informer::run(
@@ -130,12 +136,42 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
             shutdown.clone(),
             |_| {},
         )),
+        tokio::spawn(informer::run(
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default(),
+            pod_writer,
+            shutdown.clone(),
+            {
+                let queue = queue.clone();
+                // A pod that finished or went may be what a deleted claim waits for.
+                move |change| {
+                    let pod = match change {
+                        Change::Deleted(p) => p,
+                        Change::Updated { new: p, .. }
+                            if p.metadata.deletion_timestamp.is_some()
+                                || matches!(
+                                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                                    Some("Succeeded" | "Failed")
+                                ) =>
+                        {
+                            p
+                        }
+                        _ => return,
+                    };
+                    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+                    for claim in volumes::pod_claims(&pod) {
+                        queue.add(format!("{CLAIM}{ns}/{claim}"));
+                    }
+                }
+            },
+        )),
     ];
     let ready = async {
         let _ = claim_store.wait_until_ready().await;
         let _ = volume_store.wait_until_ready().await;
         let _ = class_store.wait_until_ready().await;
         let _ = node_store.wait_until_ready().await;
+        let _ = pod_store.wait_until_ready().await;
     };
     let started = tokio::select! {
         _ = ready => true,
@@ -157,6 +193,7 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
             volumes: volume_store,
             classes: class_store,
             nodes: node_store,
+            pods: pod_store,
             queue,
         });
         tasks.extend((0..WORKERS).map(|_| tokio::spawn(worker(ctx.clone()))));
@@ -207,11 +244,16 @@ async fn sync_claim(ctx: &Ctx, ns: &str, name: &str) -> Result<(), Error> {
     let Some(claim) = informer::get(&ctx.claims, ns, name) else {
         return Ok(());
     };
-    if claim.metadata.deletion_timestamp.is_some() {
-        return Ok(());
-    }
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
     let key = format!("{ns}/{name}");
+    if claim.metadata.deletion_timestamp.is_some() {
+        if has_finalizer(&*claim, PVC_PROTECTION) && !claim_in_use(ctx, ns, name).await? {
+            remove_finalizer(&api, &*claim, PVC_PROTECTION)
+                .await
+                .map_err(|e| Error::Claim(key, e))?;
+        }
+        return Ok(());
+    }
     let spec = claim.spec.clone().unwrap_or_default();
     if spec.storage_class_name.is_none() && spec.volume_name.as_deref().is_none_or(str::is_empty) {
         if let Some(default) = default_class(&ctx.classes) {
@@ -292,6 +334,67 @@ async fn sync_claim(ctx: &Ctx, ns: &str, name: &str) -> Result<(), Error> {
         ),
     );
     Ok(())
+}
+
+fn has_finalizer(obj: &impl Resource, finalizer: &str) -> bool {
+    obj.meta()
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|f| f == finalizer))
+}
+
+/// Removes one finalizer, on the object's resourceVersion (a 409 retries from a fresh cache).
+async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> kube::Result<()>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let meta = obj.meta();
+    let rest: Vec<&String> = meta
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|f| f.as_str() != finalizer)
+        .collect();
+    let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": meta.resource_version}});
+    match api
+        .patch(
+            meta.name.as_deref().unwrap_or(""),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn pod_uses(pod: &Pod, claim: &str) -> bool {
+    let finished = matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    );
+    !finished && volumes::pod_claims(pod).any(|c| c == claim)
+}
+
+/// Whether a pod that has not finished uses the claim. The cache may not show a pod created a
+/// moment ago, so "unused" is confirmed with a live list, as Kubernetes' pvc-protection does.
+async fn claim_in_use(ctx: &Ctx, ns: &str, claim: &str) -> Result<bool, Error> {
+    let cached = ctx
+        .pods
+        .state()
+        .into_iter()
+        .any(|p| p.metadata.namespace.as_deref() == Some(ns) && pod_uses(&p, claim));
+    if cached {
+        return Ok(true);
+    }
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let pods = api
+        .list(&Default::default())
+        .await
+        .map_err(|e| Error::Claim(format!("{ns}/{claim}"), e))?;
+    Ok(pods.items.iter().any(|p| pod_uses(p, claim)))
 }
 
 fn default_class(classes: &Store<StorageClass>) -> Option<String> {
@@ -502,6 +605,12 @@ async fn sync_volume(ctx: &Ctx, name: &str) -> Result<(), Error> {
         return Ok(());
     };
     if pv.metadata.deletion_timestamp.is_some() {
+        if has_finalizer(&*pv, PV_PROTECTION) && phase_of_volume(&pv) != Some("Bound") {
+            let api: Api<PersistentVolume> = Api::all(ctx.client.clone());
+            remove_finalizer(&api, &*pv, PV_PROTECTION)
+                .await
+                .map_err(|e| Error::Volume(name.to_string(), e))?;
+        }
         return Ok(());
     }
     let Some(r) = pv.spec.as_ref().and_then(|s| s.claim_ref.clone()) else {

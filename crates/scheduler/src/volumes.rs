@@ -141,9 +141,11 @@ pub fn volume_fits_claim(pv: &PersistentVolume, claim: &PersistentVolumeClaim) -
     if capacity_bytes(pv) < requested_bytes(claim) {
         return false;
     }
-    match LabelSelector::from_optional(spec.selector.as_ref()) {
-        Ok(sel) => sel.matches_opt(pv.metadata.labels.as_ref()),
-        Err(_) => false,
+    // A claim without a selector takes any volume.
+    match spec.selector.as_ref().map(LabelSelector::try_from) {
+        None => true,
+        Some(Ok(sel)) => sel.matches_opt(pv.metadata.labels.as_ref()),
+        Some(Err(_)) => false,
     }
 }
 
