@@ -353,4 +353,80 @@ mod tests {
         assert!(best_volume([&v], &c, Some(&node("n2"))).is_none());
         assert!(best_volume([&v], &c, Some(&node("n1"))).is_some());
     }
+
+    fn pod_using(claims: &[&str]) -> Pod {
+        let volumes: Vec<Value> = claims
+            .iter()
+            .map(|c| json!({"name": c, "persistentVolumeClaim": {"claimName": c}}))
+            .collect();
+        serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c"}], "volumes": volumes}}))
+        .expect("pod")
+    }
+
+    #[test]
+    fn volume_binding_filter() {
+        let mut cache = Cache::new();
+        let err = PodVolumes::compute(&pod_using(&["nope"]), &cache).expect_err("missing");
+        assert_eq!(err, "persistentvolumeclaim \"nope\" not found");
+
+        cache.claims.upsert(claim(
+            json!({"metadata": {"name": "bound", "namespace": "default"},
+            "spec": {"volumeName": "a"}}),
+        ));
+        cache.volumes.upsert(volume("a", "1Gi", json!({})));
+        let state = PodVolumes::compute(&pod_using(&["bound"]), &cache).expect("bound claim");
+        assert!(state.filter(&node("n1"), &cache).is_ok());
+        let Err(Unfit(reasons)) = state.filter(&node("n2"), &cache) else {
+            panic!("n2 is not where the volume is");
+        };
+        assert_eq!(reasons, [REASON_VOLUME_NODE_CONFLICT]);
+
+        cache.claims.upsert(claim(
+            json!({"metadata": {"name": "now", "namespace": "default"},
+            "spec": {"storageClassName": "manual"}}),
+        ));
+        let err = PodVolumes::compute(&pod_using(&["now"]), &cache).expect_err("immediate");
+        assert_eq!(err, REASON_UNBOUND_IMMEDIATE);
+
+        cache.storage_classes.upsert(
+            serde_json::from_value(json!({"metadata": {"name": "local-path"},
+                "provisioner": LOCAL_PATH_PROVISIONER, "volumeBindingMode": "WaitForFirstConsumer"}))
+            .expect("class"),
+        );
+        cache.storage_classes.upsert(
+            serde_json::from_value(json!({"metadata": {"name": "manual-wait"},
+                "provisioner": "kubernetes.io/no-provisioner",
+                "volumeBindingMode": "WaitForFirstConsumer"}))
+            .expect("class"),
+        );
+        cache.claims.upsert(claim(
+            json!({"metadata": {"name": "later", "namespace": "default"},
+            "spec": {"storageClassName": "local-path", "accessModes": ["ReadWriteOnce"]}}),
+        ));
+        let state = PodVolumes::compute(&pod_using(&["later"]), &cache).expect("delayed");
+        assert!(
+            state.filter(&node("n2"), &cache).is_ok(),
+            "provisioned anywhere"
+        );
+
+        cache.claims.upsert(claim(
+            json!({"metadata": {"name": "static", "namespace": "default"},
+            "spec": {"storageClassName": "manual-wait", "accessModes": ["ReadWriteOnce"]}}),
+        ));
+        cache.volumes.upsert(volume(
+            "s",
+            "1Gi",
+            json!({"storageClassName": "manual-wait"}),
+        ));
+        let state = PodVolumes::compute(&pod_using(&["static"]), &cache).expect("delayed");
+        assert!(
+            state.filter(&node("n1"), &cache).is_ok(),
+            "a free volume on n1"
+        );
+        let Err(Unfit(reasons)) = state.filter(&node("n2"), &cache) else {
+            panic!("no volume on n2 and no provisioner");
+        };
+        assert_eq!(reasons, [REASON_NO_VOLUME]);
+    }
 }
