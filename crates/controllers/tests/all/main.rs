@@ -10,6 +10,7 @@ mod endpoints;
 mod garbage_collector;
 mod job;
 mod node_lifecycle;
+mod persistentvolume;
 mod replicaset;
 mod statefulset;
 
