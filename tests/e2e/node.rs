@@ -1,5 +1,6 @@
 //! The Wasm node end to end: every example as a pod, logs, env and volumes, restarts and
-//! back-off, probes, limits, pod IPs, agents, and a killed-and-restarted node agent.
+//! back-off, probes, limits, pod IPs, agents, a killed-and-restarted node agent, and a
+//! PersistentVolumeClaim provisioned on its pod's node that outlives the pod.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -622,4 +623,121 @@ fn agents_join_and_run_the_pods_bound_to_them_and_survive_a_kubelet_kill() {
         .collect();
     assert!(dirs.iter().all(|d| !d.contains("doomed")), "{dirs:?}");
     assert_eq!(dirs.len(), 1, "{dirs:?}");
+}
+
+/// A claim, and a Wasm counter pod on it; `{extra}` goes into the pod spec.
+fn counter_on_claim(pod: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}}}\nspec:\n{extra}  runtimeClassName: wasmtime\n  containers:\n  - name: counter\n    image: wasmkube.local/examples/counter:v1\n    env: [{{name: INTERVAL, value: \"1\"}}]\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes:\n  - name: data\n    persistentVolumeClaim: {{claimName: counts}}\n"
+    )
+}
+
+const COUNTS_CLAIM: &str = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: counts}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Mi}}\n";
+
+/// The first `count: N` a counter pod printed after starting.
+fn first_count(s: &Server, pod: &str) -> u64 {
+    eventually(MINUTE, "a count in the logs", || {
+        logs(s, &[pod])
+            .lines()
+            .find_map(|l| l.strip_prefix("count: ")?.trim().parse().ok())
+    })
+}
+
+#[test]
+fn a_wasm_pods_claim_is_provisioned_on_its_node_and_outlives_the_pod() {
+    let s = Server::start();
+    let agent = Agent::start(&s, "agent-store");
+    s.import_example("counter");
+    agent.import_example("counter");
+    s.wait_for(
+        &["node", "agent-store"],
+        "{.status.conditions[?(@.type==\"Ready\")].status}",
+        MINUTE,
+        |v| v == "True",
+    );
+    s.kubectl_stdin(&["apply", "-f", "-"], Some(COUNTS_CLAIM))
+        .ok();
+    // No pod yet: the default class waits for one.
+    s.wait_for(
+        &["pvc", "counts"],
+        "{.spec.storageClassName} {.status.phase}",
+        MINUTE,
+        |v| v == "local-path Pending",
+    );
+
+    // The first pod goes to the agent: the volume is made there.
+    let pinned = counter_on_claim(
+        "first",
+        "  nodeSelector: {kubernetes.io/hostname: agent-store}\n",
+    );
+    s.kubectl_stdin(&["apply", "-f", "-"], Some(&pinned)).ok();
+    wait_phase(&s, "first", "Running");
+    assert_eq!(s.jsonpath(&["pvc", "counts"], "{.status.phase}"), "Bound");
+    let pv = s.jsonpath(&["pvc", "counts"], "{.spec.volumeName}");
+    let uid = s.jsonpath(&["pvc", "counts"], "{.metadata.uid}");
+    assert_eq!(pv, format!("pvc-{uid}"));
+    assert_eq!(
+        s.jsonpath(
+            &["pv", &pv],
+            "{.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}"
+        ),
+        "agent-store"
+    );
+    let path = s.jsonpath(&["pv", &pv], "{.spec.local.path}");
+    assert!(
+        path.starts_with(&agent.dir.join("storage").display().to_string()),
+        "{path} is not under the agent's data dir"
+    );
+    eventually(MINUTE, "three counts", || {
+        logs(&s, &["first"]).contains("count: 3").then_some(())
+    });
+    s.kubectl(&["delete", "pod", "first", "--timeout=60s"]).ok();
+    let kept: u64 = std::fs::read_to_string(std::path::Path::new(&path).join("count"))
+        .expect("the count is on the node")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert!(kept >= 3, "count {kept}");
+
+    // The claim's data is on agent-store: a pod pinned elsewhere cannot use it...
+    let elsewhere = counter_on_claim(
+        "elsewhere",
+        &format!("  nodeSelector: {{kubernetes.io/hostname: {SERVER_NODE}}}\n"),
+    );
+    s.kubectl_stdin(&["apply", "-f", "-"], Some(&elsewhere))
+        .ok();
+    s.wait_for(
+        &["pod", "elsewhere"],
+        "{.status.conditions[?(@.type==\"PodScheduled\")].message}",
+        MINUTE,
+        |m| m.contains("1 node(s) had volume node affinity conflict"),
+    );
+    s.kubectl(&["delete", "pod", "elsewhere", "--timeout=60s"])
+        .ok();
+    // ...and an unpinned one goes where the data is, and counts on from it.
+    s.kubectl_stdin(&["apply", "-f", "-"], Some(&counter_on_claim("second", "")))
+        .ok();
+    wait_phase(&s, "second", "Running");
+    assert_eq!(
+        s.jsonpath(&["pod", "second"], "{.spec.nodeName}"),
+        "agent-store"
+    );
+    let resumed = first_count(&s, "second");
+    assert!(resumed > kept, "second pod counted {resumed} after {kept}");
+
+    // Deleting the claim while the pod runs waits for the pod (pvc-protection); then the
+    // volume and its directory go (reclaim policy Delete).
+    s.kubectl(&["delete", "pvc", "counts", "--wait=false"]).ok();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !s.jsonpath(&["pvc", "counts"], "{.metadata.deletionTimestamp}")
+            .is_empty()
+    );
+    assert!(std::path::Path::new(&path).join("count").exists());
+    s.kubectl(&["delete", "pod", "second", "--timeout=60s"])
+        .ok();
+    eventually(MINUTE, "the volume and its directory gone", || {
+        let gone = s.kubectl(&["get", "pv", &pv]).code != Some(0);
+        (gone && !std::path::Path::new(&path).exists()).then_some(())
+    });
 }
