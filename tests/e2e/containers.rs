@@ -208,14 +208,17 @@ pub fn server_with(ctrd: &Containerd) -> Server {
     s
 }
 
-fn apply(s: &Server, yaml: &str) {
+pub fn apply(s: &Server, yaml: &str) {
     s.kubectl_stdin(&["apply", "-f", "-"], Some(yaml)).ok();
 }
 
-fn diagnostics(s: &Server, ctrd: &Containerd) -> String {
+/// Pods, claims, volumes, events and both logs: what a failed wait prints.
+pub fn diagnostics(s: &Server, ctrd: &Containerd) -> String {
     format!(
-        "pods:\n{}\nevents:\n{}\nserver log:\n{}\ncontainerd log (tail):\n{}",
+        "pods:\n{}\nclaims:\n{}\nvolumes:\n{}\nevents:\n{}\nserver log:\n{}\ncontainerd log (tail):\n{}",
         s.kubectl(&["get", "pods", "-o", "wide"]).stdout,
+        s.kubectl(&["get", "pvc", "-o", "wide"]).stdout,
+        s.kubectl(&["get", "pv", "-o", "wide"]).stdout,
         s.kubectl(&["get", "events"]).stdout,
         s.log(),
         ctrd.log()
@@ -227,6 +230,54 @@ fn diagnostics(s: &Server, ctrd: &Containerd) -> String {
     )
 }
 
+/// Waits until `jsonpath` of `what` satisfies `pred`; fails with the last value seen and the
+/// cluster's pods, claims, volumes and events.
+pub fn wait(
+    s: &Server,
+    ctrd: &Containerd,
+    what: &[&str],
+    expr: &str,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        last = s.jsonpath(what, expr);
+        if pred(&last) {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!(
+        "timed out after {timeout:?} waiting on {what:?} {expr}; last value {last:?}\n{}",
+        diagnostics(s, ctrd)
+    );
+}
+
+/// Polls `f` until it returns `Some`, for at most `timeout`; fails with the cluster's state.
+pub fn until<T>(
+    s: &Server,
+    ctrd: &Containerd,
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                diagnostics(s, ctrd)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn wait_pod(
     s: &Server,
     ctrd: &Containerd,
@@ -234,16 +285,7 @@ fn wait_pod(
     expr: &str,
     pred: impl Fn(&str) -> bool,
 ) -> String {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        last = s.jsonpath(&["pod", pod], expr);
-        if pred(&last) {
-            return last;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("pod {pod}: {expr} last {last:?}\n{}", diagnostics(s, ctrd));
+    wait(s, ctrd, &["pod", pod], expr, Duration::from_secs(90), pred)
 }
 
 fn containerd_ids(ctrd: &Containerd) -> Vec<String> {

@@ -10,6 +10,7 @@ mod node;
 mod python;
 mod registry;
 mod services;
+mod storage;
 mod streaming;
 mod web;
 mod workloads;

@@ -631,6 +631,31 @@ fn workload(kind: &str, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldEr
     }
     match template.and_then(|t| t.get("spec")) {
         Some(ps) => {
+            // A StatefulSet's containers mount its volumeClaimTemplates by name: the
+            // controller adds a claim volume per template to every pod it makes.
+            let claims = obj
+                .pointer("/spec/volumeClaimTemplates")
+                .and_then(Value::as_array)
+                .filter(|t| kind == "StatefulSet" && !t.is_empty());
+            let with_claims;
+            let ps = match claims {
+                Some(templates) => {
+                    let mut spec = ps.clone();
+                    if let Some(map) = spec.as_object_mut() {
+                        let volumes = map.entry("volumes").or_insert_with(|| Value::Array(vec![]));
+                        if let Some(list) = volumes.as_array_mut() {
+                            for t in templates {
+                                let name = t.pointer("/metadata/name").cloned().unwrap_or_default();
+                                list.push(serde_json::json!({"name": name,
+                                    "persistentVolumeClaim": {"claimName": name}}));
+                            }
+                        }
+                    }
+                    with_claims = spec;
+                    &with_claims
+                }
+                None => ps,
+            };
             pod_spec(ps, "spec.template.spec", errs);
             if matches!(
                 kind,
@@ -1056,6 +1081,29 @@ mod tests {
         );
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].0, "spec.template.metadata.labels");
+    }
+
+    #[test]
+    fn statefulset_containers_mount_claim_templates() {
+        let set = |mount: &str| {
+            json!({"metadata": {"name": "web"}, "spec": {
+                "selector": {"matchLabels": {"app": "a"}}, "serviceName": "web",
+                "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"]}}],
+                "template": {"metadata": {"labels": {"app": "a"}},
+                    "spec": {"containers": [{"name": "c", "image": "i",
+                        "volumeMounts": [{"name": mount, "mountPath": "/data"}]}]}}}})
+        };
+        let info = registry::lookup("apps", "v1", "statefulsets").expect("sts");
+        assert!(validate(info, &set("data"), None).is_empty());
+        let errs = validate(info, &set("nope"), None);
+        assert_eq!(
+            errs,
+            vec![(
+                "spec.template.spec.containers[0].volumeMounts[0].name".into(),
+                "Not found: \"nope\"".into()
+            )]
+        );
     }
 
     #[test]
