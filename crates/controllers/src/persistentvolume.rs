@@ -255,15 +255,16 @@ async fn sync_claim(ctx: &Ctx, ns: &str, name: &str) -> Result<(), Error> {
         return Ok(());
     }
     let spec = claim.spec.clone().unwrap_or_default();
-    if spec.storage_class_name.is_none() && spec.volume_name.as_deref().is_none_or(str::is_empty) {
-        if let Some(default) = default_class(&ctx.classes) {
-            let patch = json!({"spec": {"storageClassName": default}});
-            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|e| Error::Claim(key, e))?;
-            // The update brings the claim back here.
-            return Ok(());
-        }
+    if spec.storage_class_name.is_none()
+        && spec.volume_name.as_deref().is_none_or(str::is_empty)
+        && let Some(default) = default_class(&ctx.classes)
+    {
+        let patch = json!({"spec": {"storageClassName": default}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| Error::Claim(key, e))?;
+        // The update brings the claim back here.
+        return Ok(());
     }
     if let Some(volume) = volumes::bound_volume(&claim) {
         return sync_bound_claim(ctx, &api, &claim, volume).await;
