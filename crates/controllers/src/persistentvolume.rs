@@ -515,6 +515,28 @@ async fn bind(
     Ok(())
 }
 
+/// Sets the claim's phase to Lost, with a warning event saying why.
+async fn mark_lost(
+    ctx: &Ctx,
+    api: &Api<PersistentVolumeClaim>,
+    claim: &PersistentVolumeClaim,
+    reason: &'static str,
+    message: &str,
+) -> Result<(), Error> {
+    let name = claim.metadata.name.clone().unwrap_or_default();
+    let status = PersistentVolumeClaimStatus {
+        phase: Some("Lost".into()),
+        ..PersistentVolumeClaimStatus::default()
+    };
+    replace_status(api, &name, &status).await.map_err(|e| {
+        let ns = claim.metadata.namespace.as_deref().unwrap_or("");
+        Error::Claim(format!("{ns}/{name}"), e)
+    })?;
+    ctx.recorder
+        .warning(claim.object_ref(&()), reason, message.to_string());
+    Ok(())
+}
+
 /// A claim with `spec.volumeName`: make the volume point back at it and both phases Bound.
 async fn sync_bound_claim(
     ctx: &Ctx,
@@ -529,18 +551,14 @@ async fn sync_bound_claim(
     );
     let Some(pv) = ctx.volumes.get(&reflector::ObjectRef::new(volume)) else {
         if phase_of_claim(claim) == Some("Bound") {
-            let status = PersistentVolumeClaimStatus {
-                phase: Some("Lost".into()),
-                ..PersistentVolumeClaimStatus::default()
-            };
-            replace_status(api, &name, &status)
-                .await
-                .map_err(|e| Error::Claim(key, e))?;
-            ctx.recorder.warning(
-                claim.object_ref(&()),
+            return mark_lost(
+                ctx,
+                api,
+                claim,
                 "ClaimLost",
-                "Bound claim has lost its PersistentVolume. Data on the volume is lost!".into(),
-            );
+                "Bound claim has lost its PersistentVolume. Data on the volume is lost!",
+            )
+            .await;
         }
         return Ok(());
     };
@@ -550,18 +568,14 @@ async fn sync_bound_claim(
         None => return bind(ctx, api, claim, &pv).await,
         Some(_) if !volumes::refers_to(&pv, claim) => {
             if phase_of_claim(claim) != Some("Lost") {
-                let status = PersistentVolumeClaimStatus {
-                    phase: Some("Lost".into()),
-                    ..PersistentVolumeClaimStatus::default()
-                };
-                replace_status(api, &name, &status)
-                    .await
-                    .map_err(|e| Error::Claim(key, e))?;
-                ctx.recorder.warning(
-                    claim.object_ref(&()),
+                return mark_lost(
+                    ctx,
+                    api,
+                    claim,
                     "ClaimMisbound",
-                    "Two claims are bound to the same volume, this one is bound incorrectly".into(),
-                );
+                    "Two claims are bound to the same volume, this one is bound incorrectly",
+                )
+                .await;
             }
             return Ok(());
         }
