@@ -331,6 +331,29 @@ impl SchedulingQueue {
         }
     }
 
+    /// Like [`SchedulingQueue::unschedulable`] for a pod's first attempt that failed only for
+    /// want of an object the pod names (a claim created a moment before the pod, whose watch
+    /// event the pod's overtook): no back-off, the object's arrival retries it at once. The
+    /// attempt still counts, so a second such failure backs off as usual.
+    pub fn awaiting_object(&mut self, key: &str, now: Instant) {
+        let first = self
+            .entries
+            .get(key)
+            .is_some_and(|e| e.place == Place::InFlight && e.attempts == 0);
+        if !first {
+            self.unschedulable(key, now);
+            return;
+        }
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.attempts = 1;
+            if entry.missed_change {
+                self.wake(key, now);
+            } else {
+                entry.place = Place::Unschedulable;
+            }
+        }
+    }
+
     /// The attempt for the pod in flight failed for another reason (an API error): retry
     /// after back-off.
     pub fn error(&mut self, key: &str, now: Instant) {
@@ -433,6 +456,22 @@ mod tests {
         assert!(q.pop(t0 + secs(3)).is_some());
         q.done("ns/a");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_first_attempt_missing_an_object_retries_at_once_on_a_change() {
+        let t0 = Instant::now();
+        let mut q = SchedulingQueue::new(BackoffConfig::default());
+        q.add_or_update(pod("a", 0), t0);
+        assert!(q.pop(t0).is_some());
+        q.awaiting_object("ns/a", t0);
+        assert_eq!(q.place("ns/a"), Some(Place::Unschedulable));
+        q.cluster_changed(t0);
+        assert!(q.pop(t0).is_some(), "no back-off for the first miss");
+        // A second miss backs off as usual.
+        q.awaiting_object("ns/a", t0);
+        q.cluster_changed(t0);
+        assert_eq!(q.place("ns/a"), Some(Place::Backoff));
     }
 
     #[test]

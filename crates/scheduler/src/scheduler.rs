@@ -48,6 +48,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("watching persistentvolumeclaim {claim}")]
+    ClaimWatch {
+        claim: String,
+        #[source]
+        source: kube::runtime::wait::Error,
+    },
     #[error("timed out waiting for persistentvolumeclaim {0} to be bound")]
     BindTimeout(String),
     #[error("binding pod {pod} to node {node}")]
@@ -88,8 +94,9 @@ enum Watched {
 enum Outcome {
     /// Bound: the pod leaves the queue.
     Bound,
-    /// Fits nowhere; status and event written.
-    Unschedulable,
+    /// Fits nowhere; status and event written. `awaiting` when only a named object is
+    /// missing from the cache (see [`SchedulingQueue::awaiting_object`]).
+    Unschedulable { awaiting: bool },
     /// The pod is gone or was bound by someone else: drop it.
     Gone,
     /// An API error: retry after back-off.
@@ -499,8 +506,16 @@ impl Scheduler {
             Err(fit) => {
                 let message = fit.message();
                 tracing::debug!(pod = %key, %message, "pod is unschedulable");
-                self.tasks
-                    .spawn(report_unschedulable(api, recorder, pod, message))
+                let awaiting = fit.pre_filter.as_deref().is_some_and(|p| {
+                    p.starts_with("persistentvolumeclaim ") && p.ends_with(" not found")
+                });
+                let report = report_unschedulable(api, recorder, pod, message);
+                self.tasks.spawn(async move {
+                    match report.await {
+                        Outcome::Unschedulable { .. } => Outcome::Unschedulable { awaiting },
+                        other => other,
+                    }
+                })
             }
         };
         self.task_pods.insert(handle.id(), (key, uid));
@@ -525,8 +540,10 @@ impl Scheduler {
                     self.queue.done(&key);
                 }
             }
-            Outcome::Unschedulable => {
-                if same_pod {
+            Outcome::Unschedulable { awaiting } => {
+                if same_pod && awaiting {
+                    self.queue.awaiting_object(&key, now);
+                } else if same_pod {
                     self.queue.unschedulable(&key, now);
                 }
             }
@@ -563,21 +580,25 @@ async fn bind_volumes(
                 source,
             })?;
     }
+    // Watched, not polled: the pod is bound the moment its last claim is.
     let deadline = Instant::now() + VOLUME_BIND_TIMEOUT;
     for name in claims {
-        loop {
-            let claim = api.get(name).await.map_err(|source| Error::Claim {
-                claim: name.clone(),
-                source,
-            })?;
-            let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
-            if bound && volumes::bound_volume(&claim).is_some() {
-                break;
+        let bound = |c: Option<&PersistentVolumeClaim>| {
+            c.is_some_and(|c| {
+                c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+                    && volumes::bound_volume(c).is_some()
+            })
+        };
+        let wait = kube::runtime::wait::await_condition(api.clone(), name, bound);
+        match tokio::time::timeout_at(deadline, wait).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(source)) => {
+                return Err(Error::ClaimWatch {
+                    claim: name.clone(),
+                    source,
+                });
             }
-            if Instant::now() >= deadline {
-                return Err(Error::BindTimeout(name.clone()));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Err(_) => return Err(Error::BindTimeout(name.clone())),
         }
     }
     Ok(())
@@ -727,7 +748,7 @@ async fn report_unschedulable(
         let e = Error::Event { pod: key, source };
         tracing::warn!(error = %error_chain(&e), "recording the FailedScheduling event failed");
     }
-    Outcome::Unschedulable
+    Outcome::Unschedulable { awaiting: false }
 }
 
 /// `error: cause: cause` on one line.

@@ -223,7 +223,22 @@ impl PodVolumes {
                 out.bound.push(pv.clone());
                 continue;
             }
-            let class = cache.storage_classes.get("", claim_class(claim)).cloned();
+            // A claim with no class yet gets the default one from the PersistentVolume
+            // controller any moment now; judge it by that class rather than back off.
+            let unset = claim
+                .spec
+                .as_ref()
+                .is_none_or(|s| s.storage_class_name.is_none());
+            let class = if unset {
+                cache
+                    .storage_classes
+                    .iter()
+                    .filter(|c| is_default_class(c))
+                    .max_by_key(|c| c.metadata.creation_timestamp.clone().map(|t| t.0))
+                    .cloned()
+            } else {
+                cache.storage_classes.get("", claim_class(claim)).cloned()
+            };
             if !class.as_ref().is_some_and(waits_for_first_consumer) {
                 return Err(REASON_UNBOUND_IMMEDIATE.to_string());
             }

@@ -15,6 +15,8 @@
 //!   the pod IP, and the cost of a new connection per request on each path.
 //! - `container-start`: a Linux container pod's create → Running beside `ctr run --rm` of the
 //!   same image, and a Wasm pod's beside it.
+//! - `volume-start`: a scheduled Wasm pod with a new PersistentVolumeClaim (provisioned on the
+//!   node) beside the same pod with an emptyDir.
 //!
 //! `scheduler` and `deployment` print each figure beside the previous run's (see
 //! `history.rs`).
@@ -32,7 +34,7 @@
 //! - `history.rs`: the JSON file of previous runs' figures.
 //! - One file per benchmark: `api_writes.rs`, `watch_fanout.rs`, `pod_start.rs`,
 //!   `http_rps.rs`, `idle_pods.rs`, `scheduler.rs`, `deployment.rs`, `services.rs`,
-//!   `container_start.rs`.
+//!   `container_start.rs`, `volume_start.rs`.
 
 mod api;
 mod api_writes;
@@ -48,6 +50,7 @@ mod pod_start;
 mod reference_http;
 mod scheduler;
 mod services;
+mod volume_start;
 mod watch_fanout;
 
 use std::path::PathBuf;
@@ -102,6 +105,8 @@ pub enum BenchCommand {
     Services(services::ServicesArgs),
     /// Linux container pod create → Running beside `ctr run --rm`, and Wasm pods beside it.
     ContainerStart(container_start::ContainerStartArgs),
+    /// A pod with a new PersistentVolumeClaim create → Running, beside one with an emptyDir.
+    VolumeStart(volume_start::VolumeStartArgs),
 }
 
 /// Where the example guests are (`wasm-examples/build.sh` builds them).
@@ -144,6 +149,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Some(BenchCommand::Deployment(a)) => deployment::run(a).await?,
         Some(BenchCommand::Services(a)) => services::run(a).await?,
         Some(BenchCommand::ContainerStart(a)) => container_start::run(a).await?,
+        Some(BenchCommand::VolumeStart(a)) => volume_start::run(a).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
