@@ -257,7 +257,8 @@ async fn sync_claim(ctx: &Ctx, ns: &str, name: &str) -> Result<(), Error> {
     let spec = claim.spec.clone().unwrap_or_default();
     if spec.storage_class_name.is_none()
         && spec.volume_name.as_deref().is_none_or(str::is_empty)
-        && let Some(default) = default_class(&ctx.classes)
+        && let Some(default) = volumes::default_class(ctx.classes.state().iter().map(|c| &**c))
+            .and_then(|c| c.metadata.name.clone())
     {
         let patch = json!({"spec": {"storageClassName": default}});
         api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -396,21 +397,6 @@ async fn claim_in_use(ctx: &Ctx, ns: &str, claim: &str) -> Result<bool, Error> {
         .await
         .map_err(|e| Error::Claim(format!("{ns}/{claim}"), e))?;
     Ok(pods.items.iter().any(|p| pod_uses(p, claim)))
-}
-
-fn default_class(classes: &Store<StorageClass>) -> Option<String> {
-    // Several defaults: the newest wins, as in Kubernetes.
-    classes
-        .state()
-        .into_iter()
-        .filter(|c| volumes::is_default_class(c))
-        .max_by_key(|c| {
-            (
-                c.metadata.creation_timestamp.clone().map(|t| t.0),
-                c.metadata.name.clone(),
-            )
-        })
-        .and_then(|c| c.metadata.name.clone())
 }
 
 fn first_ready_node(nodes: &Store<Node>) -> Option<String> {

@@ -62,6 +62,22 @@ pub fn is_default_class(class: &StorageClass) -> bool {
     })
 }
 
+/// The cluster's default class: of several marked default, the newest (then the last by
+/// name), as Kubernetes picks it.
+pub fn default_class<'a>(
+    classes: impl IntoIterator<Item = &'a StorageClass>,
+) -> Option<&'a StorageClass> {
+    classes
+        .into_iter()
+        .filter(|c| is_default_class(c))
+        .max_by_key(|c| {
+            (
+                c.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                c.metadata.name.as_deref(),
+            )
+        })
+}
+
 /// The claim's requested storage in bytes (0 when it names none).
 pub fn requested_bytes(claim: &PersistentVolumeClaim) -> i128 {
     claim
@@ -230,12 +246,7 @@ impl PodVolumes {
                 .as_ref()
                 .is_none_or(|s| s.storage_class_name.is_none());
             let class = if unset {
-                cache
-                    .storage_classes
-                    .iter()
-                    .filter(|c| is_default_class(c))
-                    .max_by_key(|c| c.metadata.creation_timestamp.clone().map(|t| t.0))
-                    .cloned()
+                default_class(cache.storage_classes.iter()).cloned()
             } else {
                 cache.storage_classes.get("", claim_class(claim)).cloned()
             };

@@ -325,6 +325,29 @@ pub(crate) fn http_pod(name: &str, image: &str, bench: &str) -> anyhow::Result<P
     }))?)
 }
 
+/// When the watch first showed pod `name` Running, waiting until `deadline`; fails with what
+/// the pods and the logs say.
+pub(crate) async fn running_at(
+    cluster: &Cluster,
+    watch: &PodWatch,
+    name: &str,
+    deadline: Instant,
+) -> anyhow::Result<Instant> {
+    if !watch
+        .wait_until(deadline, |s| s.running.contains_key(name))
+        .await
+    {
+        anyhow::bail!(
+            "pod {name} was not Running in time: {}\n{}",
+            watch.with(|s| summarize_not_running(s, 3)),
+            cluster.log_tails(20)
+        );
+    }
+    Ok(watch
+        .with(|s| s.running.get(name).map(|r| r.at))
+        .unwrap_or_else(Instant::now))
+}
+
 pub(crate) async fn create(api: &Api<Pod>, pod: &Pod) -> anyhow::Result<()> {
     api.create(&PostParams::default(), pod)
         .await

@@ -81,19 +81,7 @@ async fn time_one(
         json!({"emptyDir": {}})
     };
     cluster::create(&cluster.pods(), &pod(name, volume)?).await?;
-    if !watch
-        .wait_until(t0 + timeout, |s| s.running.contains_key(name))
-        .await
-    {
-        bail!(
-            "pod {name} was not Running after {timeout:?}: {}\n{}",
-            watch.with(|s| cluster::summarize_not_running(s, 3)),
-            cluster.log_tails(20)
-        );
-    }
-    let at = watch
-        .with(|s| s.running.get(name).map(|r| r.at))
-        .unwrap_or_else(Instant::now);
+    let at = cluster::running_at(cluster, watch, name, t0 + timeout).await?;
     cluster
         .pods()
         .delete(name, &DeleteParams::default())
