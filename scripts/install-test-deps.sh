@@ -84,3 +84,15 @@ for tool in containerd ctr runc containerd-shim-runc-v2 umoci protoc ip; do
   command -v "$tool" >/dev/null || { echo "$tool did not install" >&2; exit 1; }
 done
 [ -x /bin/busybox ] || { echo "/bin/busybox (busybox-static) did not install" >&2; exit 1; }
+
+# etcd (Debian's etcd-server, 3.4, v3 API): the store suite and the HA end-to-end tests start
+# their own members on loopback ports; the packaged service, if Debian starts it, is stopped.
+if [ "$(dpkg-query -W -f='${Status}' etcd-server 2>/dev/null || true)" != "install ok installed" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends etcd-server
+  if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then
+    systemctl stop etcd || true
+  fi
+fi
+command -v etcd >/dev/null || { echo "etcd (etcd-server) did not install" >&2; exit 1; }

@@ -1,9 +1,12 @@
 //! No acknowledged write is lost on SIGKILL: thousands of concurrent creates, a kill -9 in the
-//! middle of the stream, a restart, and every create that got a 201 must be there.
+//! middle of the stream, a restart, and every create that got a 201 must be there — on the
+//! embedded redb store, and on etcd, where one etcd member is killed as well.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use wasmkube_testkit::etcd::EtcdCluster;
 
 use crate::harness::Server;
 
@@ -19,9 +22,25 @@ fn client(s: &Server) -> reqwest::Client {
 #[test]
 fn acknowledged_creates_survive_kill_9() {
     let mut s = Server::start();
+    creates_survive(&mut s, || {});
+}
+
+#[test]
+fn acknowledged_creates_survive_kill_9_on_etcd() {
+    let mut etcd = EtcdCluster::start(3);
+    let endpoints = etcd.endpoint_list();
+    let mut s = Server::start_with(&["--datastore-endpoint", &endpoints]);
+    // The server dies, and so does an etcd member: a quorum (2 of 3) keeps every acked write.
+    creates_survive(&mut s, || etcd.kill(0));
+}
+
+/// 64 workers create ConfigMaps; once 1,000 are acknowledged the server is killed (and
+/// `also_kill` runs), then it is restarted and must list every acknowledged one.
+fn creates_survive(s: &mut Server, also_kill: impl FnOnce()) {
+    let mut also_kill = Some(also_kill);
     let url = format!("{}/api/v1/namespaces/default/configmaps", s.url);
     let token = s.token();
-    let http = client(&s);
+    let http = client(s);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let killed = Arc::new(AtomicBool::new(false));
 
@@ -61,6 +80,9 @@ fn acknowledged_creates_survive_kill_9() {
             if acked.len() == 1000 && !killed.load(Ordering::SeqCst) {
                 killed.store(true, Ordering::SeqCst);
                 s.kill9();
+                if let Some(kill) = also_kill.take() {
+                    kill();
+                }
             }
         }
         for w in workers {
@@ -79,7 +101,7 @@ fn acknowledged_creates_survive_kill_9() {
     );
 
     s.launch(0);
-    let http = client(&s);
+    let http = client(s);
     let url = format!("{}/api/v1/namespaces/default/configmaps", s.url);
     let stored: std::collections::HashSet<String> = rt.block_on(async {
         let v: serde_json::Value = http

@@ -75,6 +75,36 @@ impl Server {
         s
     }
 
+    /// Another server of `first`'s cluster (same datastore in `args`, same address ranges,
+    /// the cluster token), with a data directory and node address of its own.
+    pub fn join(first: &Server, args: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let token = first.token();
+        let mut extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        extra_args.extend(["--token".to_string(), token]);
+        let mut s = Server {
+            child: None,
+            dir,
+            _tmp: Some(tmp),
+            url: String::new(),
+            log: Arc::new(Mutex::new(String::new())),
+            home: tempfile::tempdir().expect("home tempdir"),
+            extra_args,
+            cluster_cidr: first.cluster_cidr.clone(),
+            service_cidr: first.service_cidr.clone(),
+            node_k: next_node_k(),
+            agents: std::sync::atomic::AtomicU8::new(1),
+        };
+        s.launch(0);
+        s
+    }
+
+    /// Whether the process is running (not killed by the test).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Starts (or restarts) the process on `port` (0 = any free port) with the same data dir.
     pub fn launch(&mut self, port: u16) {
         let mut cmd = Command::new(BIN);
@@ -300,6 +330,13 @@ pub struct Agent {
 impl Agent {
     /// Joins node `name` to `server` with the server's join token.
     pub fn start(server: &Server, name: &str) -> Agent {
+        Self::start_with_servers(server, &[server], name)
+    }
+
+    /// Joins node `name` to the cluster of `servers` (all of them given as `--server`), with
+    /// `first`'s join token and a node address of `first`'s block.
+    pub fn start_with_servers(first: &Server, servers: &[&Server], name: &str) -> Agent {
+        let server = first;
         let tmp = tempfile::tempdir().expect("tempdir");
         let token = std::fs::read_to_string(server.dir.join("node-token"))
             .expect("the server writes node-token")
@@ -311,7 +348,11 @@ impl Agent {
             dir: tmp.path().join("agent"),
             _tmp: tmp,
             log: Arc::new(Mutex::new(String::new())),
-            server_url: server.url.clone(),
+            server_url: servers
+                .iter()
+                .map(|s| s.url.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
             token,
             node_ip: format!(
                 "127.1.{}.{}",

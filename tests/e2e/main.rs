@@ -4,6 +4,7 @@
 mod cli;
 mod containers;
 mod durability;
+mod ha;
 mod harness;
 mod kubectl;
 mod node;

@@ -15,7 +15,10 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    /// Boxed, as is `continue_token`: every `Result` of the API server carries this type.
+    pub details: Option<Box<Value>>,
+    /// `metadata.continue` of the Status: the token that resumes an expired paged list.
+    pub continue_token: Option<Box<String>>,
 }
 
 impl ApiError {
@@ -25,11 +28,12 @@ impl ApiError {
             reason,
             message: message.into(),
             details: None,
+            continue_token: None,
         }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -163,7 +167,10 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(d) = &self.details {
-            status["details"] = d.clone();
+            status["details"] = (**d).clone();
+        }
+        if let Some(token) = &self.continue_token {
+            status["metadata"]["continue"] = Value::String(token.to_string());
         }
         status
     }
@@ -187,9 +194,22 @@ impl IntoResponse for ApiError {
 
 impl From<wasmkube_store::Error> for ApiError {
     fn from(e: wasmkube_store::Error) -> Self {
-        // Resource-specific store errors are mapped where the resource is known; what reaches
-        // here is an internal failure of the storage engine.
-        ApiError::internal(format!("storage error: {e}"))
+        use std::error::Error as _;
+        match &e {
+            // The datastore cannot answer (etcd without quorum): nothing was acknowledged, and
+            // clients should retry, which 503 tells them (kube-apiserver's readiness fails the
+            // same way while etcd is down).
+            wasmkube_store::Error::Unavailable { .. } => {
+                let cause = e
+                    .source()
+                    .map(|source| format!(": {source}"))
+                    .unwrap_or_default();
+                Self::new(503, "ServiceUnavailable", format!("{e}{cause}"))
+            }
+            // Resource-specific store errors are mapped where the resource is known; what
+            // reaches here is an internal failure of the storage engine.
+            _ => ApiError::internal(format!("storage error: {e}")),
+        }
     }
 }
 

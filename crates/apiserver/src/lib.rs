@@ -22,12 +22,15 @@
 //! - [`tokens`]: ServiceAccount tokens (signed JWTs, `serviceaccounts/NAME/token`).
 //! - [`rbac`]: the RBAC authorizer and its escalation check.
 //! - [`bootstrap`]: the objects every cluster starts with.
+//! - [`bootstrap_data`]: the CA, signing key and admin token shared by every server over one
+//!   datastore, kept in it encrypted with the cluster token.
 //! - [`console`]: the web console's files (`web/`, embedded), served at `/ui/`.
 //! - [`error`]: `Status` responses.
 
 pub mod admission;
 pub mod auth;
 pub mod bootstrap;
+pub mod bootstrap_data;
 pub mod console;
 pub mod discovery;
 pub mod error;

@@ -256,11 +256,29 @@ impl Ctx<'_> {
         // Selectors filter after reading, so keep reading pages until `limit` items matched.
         loop {
             let page_size = limit.map(|l| (l - items.len()).max(64));
-            let page = self
-                .state
-                .store
-                .list(&prefix, start_after.as_deref(), page_size)
-                .await?;
+            // Every page of a paged list shows the store as the first page saw it.
+            // Revision 0 is the token of an expired list's remainder: read it as it is now.
+            let read = match token_rev.filter(|rev| *rev > 0) {
+                Some(rev) => {
+                    self.state
+                        .store
+                        .list_at(&prefix, start_after.as_deref(), page_size, rev)
+                        .await
+                }
+                None => {
+                    self.state
+                        .store
+                        .list(&prefix, start_after.as_deref(), page_size)
+                        .await
+                }
+            };
+            let page = match read {
+                Ok(page) => page,
+                Err(StoreError::Compacted { .. }) => {
+                    return Err(continue_expired(start_after.as_deref(), &prefix));
+                }
+                Err(other) => return Err(other.into()),
+            };
             revision.get_or_insert(page.revision);
             let mut last_key = None;
             for kv in &page.items {
@@ -285,7 +303,7 @@ impl Ctx<'_> {
             }
             start_after = last_key;
         }
-        let revision = token_rev.or(revision).unwrap_or(0);
+        let revision = token_rev.filter(|rev| *rev > 0).or(revision).unwrap_or(0);
         let mut list_meta = json!({"resourceVersion": revision.to_string()});
         if let Some(after) = more_after {
             list_meta["continue"] = Value::String(encode_continue(&after, &prefix, revision));
@@ -1411,6 +1429,18 @@ fn encode_continue(key: &str, prefix: &str, revision: u64) -> String {
     use base64::Engine;
     let raw = json!({"v": 1, "rv": revision, "start": key.strip_prefix(prefix).unwrap_or(key)});
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.to_string())
+}
+
+/// Kubernetes' 410 for a continue token older than the retained history, with a fresh token
+/// (revision 0: read at the current state) that lets the client accept an inconsistent rest.
+fn continue_expired(start_after: Option<&str>, prefix: &str) -> ApiError {
+    let mut error = ApiError::gone(
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+    );
+    if let Some(after) = start_after {
+        error.continue_token = Some(Box::new(encode_continue(after, prefix, 0)));
+    }
+    error
 }
 
 fn decode_continue(token: &str, prefix: &str) -> ApiResult<(String, u64)> {

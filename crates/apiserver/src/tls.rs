@@ -80,14 +80,15 @@ fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
 
 /// Loads the CA and serving certificate from `dir`, creating whatever is missing. `names` are
 /// the DNS names and IP addresses the serving certificate must cover.
-pub fn load_or_create(dir: &Path, names: &[String]) -> Result<ClusterTls, TlsError> {
+/// The cluster CA in `dir` (its PEM certificate and key), made if it is not there yet.
+pub fn load_or_create_ca(dir: &Path) -> Result<(String, KeyPair), TlsError> {
     std::fs::create_dir_all(dir).map_err(|source| TlsError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
     let ca_cert_path = dir.join("server-ca.crt");
     let ca_key_path = dir.join("server-ca.key");
-    let (ca_pem, ca_key) = match (read(&ca_cert_path)?, read(&ca_key_path)?) {
+    Ok(match (read(&ca_cert_path)?, read(&ca_key_path)?) {
         (Some(cert), Some(key)) => (
             cert,
             KeyPair::from_pem(&key).map_err(|_| TlsError::Pem(ca_key_path.clone()))?,
@@ -99,7 +100,11 @@ pub fn load_or_create(dir: &Path, names: &[String]) -> Result<ClusterTls, TlsErr
             write_private(&ca_cert_path, &cert.pem())?;
             (cert.pem(), key)
         }
-    };
+    })
+}
+
+pub fn load_or_create(dir: &Path, names: &[String]) -> Result<ClusterTls, TlsError> {
+    let (ca_pem, ca_key) = load_or_create_ca(dir)?;
 
     let cert_path = dir.join("serving-kube-apiserver.crt");
     let key_path = dir.join("serving-kube-apiserver.key");

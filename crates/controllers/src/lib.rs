@@ -41,6 +41,10 @@
 //! - [`events`]: the core/v1 Event recorder.
 //! - [`history`]: ControllerRevisions of pod templates (DaemonSets, StatefulSets).
 //! - [`status_subresource`]: unconditional status writes that leave metadata alone.
+//!
+//! - [`leader_election`]: client-go-style leader election over `coordination.k8s.io/v1`
+//!   Leases, so that of several servers over one store only the elected one runs the
+//!   scheduler (Lease `kube-scheduler`) and the controllers (`kube-controller-manager`).
 
 pub mod cronjob;
 pub mod daemonset;
@@ -54,6 +58,7 @@ pub mod history;
 pub mod hpa;
 pub mod informer;
 pub mod job;
+pub mod leader_election;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod nodeipam;

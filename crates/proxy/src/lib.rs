@@ -17,6 +17,7 @@
 //! between nodes. The address it reports is its own node's.
 //!
 //! # Layout
+//! - [`apiserver_lb`]: an agent's local load balancer over several API servers (fail-over).
 //! - [`cache`]: reflector caches of the watched objects and one change signal.
 //! - [`endpoints`]: Service port → ready endpoint addresses, from EndpointSlices.
 //! - [`balancer`]: round-robin and ClientIP session affinity (pure).
@@ -28,6 +29,7 @@
 //! - [`ingress`]: the Ingress controller; [`ingress::routes`] is host and path routing
 //!   (pure), [`ingress::tls`] picks certificates by SNI.
 
+pub mod apiserver_lb;
 pub mod balancer;
 pub mod cache;
 pub mod dns;

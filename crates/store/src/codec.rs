@@ -1,16 +1,20 @@
-//! The byte layout of records and log entries in persistent engines (format version 1).
+//! The byte layout of records and log entries in persistent engines (format version 2).
 //!
 //! ```text
 //! record:    create_revision u64 LE | mod_revision u64 LE | value…
-//! log entry: tag u8 | key_len u32 LE | key | value_len u32 LE | value | [prev_len u32 LE | prev]
-//!            tag 0 = Put that created the key      (no prev)
-//!            tag 1 = Put that updated the key      (prev follows)
-//!            tag 2 = Delete, value = last value    (prev is the same bytes, not stored twice)
+//! log entry: tag u8 | [create_revision u64 LE | prev_mod_revision u64 LE]
+//!            | key_len u32 LE | key | value_len u32 LE | value | [prev_len u32 LE | prev]
+//!            tag 0 = Put that created the key      (no revisions, no prev)
+//!            tag 3 = Put that updated the key      (revisions; prev follows)
+//!            tag 4 = Delete, value = last value    (revisions; prev is the same bytes)
+//!            tag 1, 2 = format 1's update and delete, without the revisions: still read
 //! ```
 //!
-//! The revision of a log entry is its table key, so it is not repeated. Any change to this
+//! The revision of a log entry is its table key, so it is not repeated. The revisions of an
+//! update or delete are the state it replaced, so that a list can be read as of an earlier
+//! revision (every page of a paged list at the first page's revision). Any change to this
 //! layout must bump [`FORMAT_VERSION`], so that an older build refuses the data instead of
-//! misreading it.
+//! misreading it; [`READABLE_FORMATS`] lists the older layouts this build still reads.
 
 use bytes::Bytes;
 
@@ -18,7 +22,11 @@ use crate::engine::Record;
 use crate::{Event, EventKind};
 
 /// The stored format this build reads and writes.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+pub(crate) const FORMAT_VERSION: u64 = 2;
+
+/// Formats this build opens: format 1 differs only in log entries this build still decodes,
+/// so opening such a file just records format 2 for what is written from then on.
+pub(crate) const READABLE_FORMATS: [u64; 2] = [1, 2];
 
 /// Why stored bytes could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -34,8 +42,10 @@ pub(crate) enum CodecError {
 }
 
 const TAG_CREATE: u8 = 0;
-const TAG_UPDATE: u8 = 1;
-const TAG_DELETE: u8 = 2;
+const TAG_UPDATE_V1: u8 = 1;
+const TAG_DELETE_V1: u8 = 2;
+const TAG_UPDATE: u8 = 3;
+const TAG_DELETE: u8 = 4;
 
 pub(crate) fn encode_record(record: &Record) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + record.value.len());
@@ -70,8 +80,12 @@ pub(crate) fn encode_event(event: &Event) -> Result<Vec<u8>, CodecError> {
     } else {
         0
     };
-    let mut out = Vec::with_capacity(9 + event.key.len() + event.value.len() + prev_len);
+    let mut out = Vec::with_capacity(25 + event.key.len() + event.value.len() + prev_len);
     out.push(tag);
+    if tag != TAG_CREATE {
+        out.extend_from_slice(&event.create_revision.to_le_bytes());
+        out.extend_from_slice(&event.prev_mod_revision.to_le_bytes());
+    }
     put_chunk(&mut out, "key", event.key.as_bytes())?;
     put_chunk(&mut out, "value", &event.value)?;
     if tag == TAG_UPDATE
@@ -98,7 +112,8 @@ pub(crate) fn decode_event_key(bytes: &[u8]) -> Result<&str, CodecError> {
         bytes,
         what: "log entry",
     };
-    reader.tag()?;
+    let tag = reader.tag()?;
+    reader.revisions(tag)?;
     reader.key()
 }
 
@@ -108,11 +123,12 @@ pub(crate) fn decode_event(revision: u64, bytes: &[u8]) -> Result<Event, CodecEr
         what: "log entry",
     };
     let tag = reader.tag()?;
+    let (create_revision, prev_mod_revision) = reader.revisions(tag)?.unwrap_or((0, 0));
     let key = reader.key()?.to_owned();
     let value = Bytes::copy_from_slice(reader.chunk()?);
     let (kind, prev_value) = match tag {
         TAG_CREATE => (EventKind::Put, None),
-        TAG_UPDATE => (
+        TAG_UPDATE | TAG_UPDATE_V1 => (
             EventKind::Put,
             Some(Bytes::copy_from_slice(reader.chunk()?)),
         ),
@@ -124,6 +140,12 @@ pub(crate) fn decode_event(revision: u64, bytes: &[u8]) -> Result<Event, CodecEr
         key,
         value,
         prev_value,
+        create_revision: if tag == TAG_CREATE {
+            revision
+        } else {
+            create_revision
+        },
+        prev_mod_revision,
     })
 }
 
@@ -155,8 +177,17 @@ impl<'a> Reader<'a> {
     fn tag(&mut self) -> Result<u8, CodecError> {
         let [tag] = self.array()?;
         match tag {
-            TAG_CREATE | TAG_UPDATE | TAG_DELETE => Ok(tag),
+            TAG_CREATE | TAG_UPDATE_V1 | TAG_DELETE_V1 | TAG_UPDATE | TAG_DELETE => Ok(tag),
             other => Err(CodecError::UnknownTag(other)),
+        }
+    }
+
+    /// The replaced state's revisions, which the format-2 update and delete entries carry.
+    fn revisions(&mut self, tag: u8) -> Result<Option<(u64, u64)>, CodecError> {
+        if matches!(tag, TAG_UPDATE | TAG_DELETE) {
+            Ok(Some((self.u64()?, self.u64()?)))
+        } else {
+            Ok(None)
         }
     }
 
@@ -182,6 +213,16 @@ mod tests {
             key: "/registry/pods/default/nginx".into(),
             value: Bytes::from_static(b"{\"kind\":\"Pod\"}"),
             prev_value: prev.map(Bytes::from_static),
+            create_revision: if prev.is_some() || kind == EventKind::Delete {
+                3
+            } else {
+                7
+            },
+            prev_mod_revision: if prev.is_some() || kind == EventKind::Delete {
+                5
+            } else {
+                0
+            },
         }
     }
 
@@ -201,6 +242,20 @@ mod tests {
             assert_eq!(decode_event_key(&bytes)?, original.key);
             assert_eq!(decode_event(7, &bytes)?, original);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn format_1_entries_are_still_read() -> Result<(), CodecError> {
+        // Format 1's update: tag 1, key, value, prev — no revisions.
+        let mut bytes = vec![TAG_UPDATE_V1];
+        for chunk in [&b"/k"[..], b"new", b"old"] {
+            put_chunk(&mut bytes, "chunk", chunk)?;
+        }
+        let event = decode_event(9, &bytes)?;
+        assert_eq!(decode_event_key(&bytes)?, "/k");
+        assert_eq!(event.prev_value, Some(Bytes::from_static(b"old")));
+        assert_eq!((event.create_revision, event.prev_mod_revision), (0, 0));
         Ok(())
     }
 

@@ -179,6 +179,21 @@ impl<E: Engine> Core<E> {
             .await
     }
 
+    pub(crate) async fn list_at(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+        revision: u64,
+    ) -> Result<ListResult, Error> {
+        let prefix = prefix.to_owned();
+        let start_after = start_after.map(str::to_owned);
+        self.read(move |txn| {
+            engine::list_page_at(txn, &prefix, start_after.as_deref(), limit, revision)
+        })
+        .await
+    }
+
     pub(crate) async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, Error> {
         let key = key.to_owned();
         self.submit_write(Op::Create { key, value }).await
@@ -284,6 +299,16 @@ macro_rules! impl_store {
                 limit: Option<usize>,
             ) -> ::futures::future::BoxFuture<'a, Result<$crate::ListResult, $crate::Error>> {
                 Box::pin(self.core.list(prefix, start_after, limit))
+            }
+
+            fn list_at<'a>(
+                &'a self,
+                prefix: &'a str,
+                start_after: Option<&'a str>,
+                limit: Option<usize>,
+                revision: u64,
+            ) -> ::futures::future::BoxFuture<'a, Result<$crate::ListResult, $crate::Error>> {
+                Box::pin(self.core.list_at(prefix, start_after, limit, revision))
             }
 
             fn create<'a>(

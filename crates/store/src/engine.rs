@@ -6,6 +6,7 @@
 //! a backend only has to store records and log entries and offer snapshot reads and atomic
 //! write transactions.
 
+use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
 
 use bytes::Bytes;
@@ -126,6 +127,136 @@ pub(crate) fn list_page(
         revision,
         more,
     })
+}
+
+/// One page of keys under `prefix` as they were at `at`, an earlier revision: the page of
+/// a paged list that must show the state its first page showed.
+///
+/// Keys untouched since `at` are read as they are now; for every key written since, the
+/// first later write in the log records what it replaced (absent, for a create). Fails with
+/// [`Error::Compacted`] if the log no longer reaches back to `at`.
+pub(crate) fn list_page_at(
+    txn: &dyn ReadTxn,
+    prefix: &str,
+    start_after: Option<&str>,
+    limit: Option<usize>,
+    at: u64,
+) -> Result<ListResult, Error> {
+    let revision = txn.revision()?;
+    if at >= revision {
+        return list_page(txn, prefix, start_after, limit);
+    }
+    let compacted = txn.compacted()?;
+    if at < compacted {
+        return Err(Error::Compacted {
+            requested: at,
+            compacted,
+        });
+    }
+    let in_range =
+        |key: &str| key.starts_with(prefix) && start_after.is_none_or(|after| key > after);
+    // Each key's state at `at`, for the keys written since; None = it did not exist then.
+    let mut then: BTreeMap<String, Option<Record>> = BTreeMap::new();
+    txn.scan_log(at, &mut |entry| {
+        let key = entry.key();
+        if !in_range(key) || then.contains_key(key) {
+            return Ok(ControlFlow::Continue(()));
+        }
+        let event = entry.event()?;
+        let state = match event.prev_value {
+            Some(value) if !event.is_create() => {
+                if event.prev_mod_revision == 0 {
+                    // Written by format 1, which did not record what a write replaced.
+                    return Err(Error::Compacted {
+                        requested: at,
+                        compacted: event.revision,
+                    });
+                }
+                Some(Record {
+                    create_revision: event.create_revision,
+                    mod_revision: event.prev_mod_revision,
+                    value,
+                })
+            }
+            _ => None,
+        };
+        then.insert(event.key, state);
+        Ok(ControlFlow::Continue(()))
+    })?;
+
+    let mut page = Page {
+        items: Vec::new(),
+        limit,
+        more: false,
+    };
+    let mut restored = then.into_iter().peekable();
+    let from = match start_after {
+        Some(after) if after >= prefix => Bound::Excluded(after),
+        _ => Bound::Included(prefix),
+    };
+    let mut full = false;
+    txn.scan_keys(from, &mut |key, record| {
+        if !key.starts_with(prefix) {
+            return Ok(ControlFlow::Break(()));
+        }
+        // Keys deleted since `at` that sort before this one come first.
+        while let Some((gone, state)) = restored.next_if(|(k, _)| k.as_str() < key) {
+            if !page.push_then(state.map(|record| (gone, record)), &mut full) {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        let state = match restored.next_if(|(k, _)| k == key) {
+            Some((_, state)) => state,
+            None => Some(record),
+        };
+        let state = state.map(|record| (key.to_owned(), record));
+        Ok(if page.push(state) {
+            ControlFlow::Continue(())
+        } else {
+            full = true;
+            ControlFlow::Break(())
+        })
+    })?;
+    if !full {
+        for (gone, state) in restored {
+            if !page.push_then(state.map(|record| (gone, record)), &mut full) {
+                break;
+            }
+        }
+    }
+    Ok(ListResult {
+        items: page.items,
+        revision: at,
+        more: page.more,
+    })
+}
+
+/// A list page being filled, up to its limit.
+struct Page {
+    items: Vec<KeyValue>,
+    limit: Option<usize>,
+    more: bool,
+}
+
+impl Page {
+    /// Adds a key if it existed (`Some`); false once the page is full and a key was left out.
+    fn push(&mut self, state: Option<(String, Record)>) -> bool {
+        let Some((key, record)) = state else {
+            return true;
+        };
+        if self.limit.is_some_and(|limit| self.items.len() >= limit) {
+            self.more = true;
+            return false;
+        }
+        self.items.push(record.into_key_value(key));
+        true
+    }
+
+    fn push_then(&mut self, state: Option<(String, Record)>, full: &mut bool) -> bool {
+        let pushed = self.push(state);
+        *full |= !pushed;
+        pushed
+    }
 }
 
 /// A page of the event log as a watch reads it.

@@ -62,6 +62,17 @@ pub enum Error {
         supported: u64,
     },
 
+    /// The storage backend cannot answer now (etcd without quorum or out of reach); the same
+    /// call may succeed later. A write that failed this way may or may not have been applied.
+    #[error("storage backend is unavailable: could not {context}")]
+    Unavailable {
+        /// What the store was doing, phrased to follow "could not".
+        context: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: BackendSource,
+    },
+
     /// The storage engine failed; `context` says what the store was doing.
     #[error("storage backend failed to {context}")]
     Backend {

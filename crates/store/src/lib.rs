@@ -15,8 +15,9 @@
 //! - durability: a write is acknowledged only once committed to disk, and concurrent writes
 //!   share one transaction and one fsync (group commit).
 //!
-//! Two backends: [`RedbStore`] (one redb file, the embedded default) and [`MemoryStore`]
-//! (tests). Both are used through the dyn-compatible [`Store`] trait, typically as
+//! Three backends: [`RedbStore`] (one redb file, the embedded default), [`EtcdStore`] (an
+//! etcd v3 cluster, for several servers sharing one cluster state) and [`MemoryStore`]
+//! (tests). All are used through the dyn-compatible [`Store`] trait, typically as
 //! `Arc<dyn Store>`. Every method must be called from within a tokio runtime.
 //!
 //! ```
@@ -57,12 +58,16 @@
 //! - `watch.rs` — the watch state machine (replay, then live; lag and gap recovery).
 //! - `codec.rs` — the versioned byte layout of records and log entries on disk.
 //! - `redb_store.rs` — [`RedbStore`], the redb engine.
+//! - `etcd_store.rs` — [`EtcdStore`], the store over etcd: not an engine under the shared
+//!   writer, but the [`Store`] trait mapped onto etcd's own revisions, transactions and
+//!   watches.
 //! - `memory.rs` — [`MemoryStore`], the in-memory engine.
 
 mod codec;
 mod core;
 mod engine;
 pub mod error;
+mod etcd_store;
 mod memory;
 mod redb_store;
 mod types;
@@ -74,6 +79,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 pub use error::Error;
+pub use etcd_store::{EtcdOptions, EtcdStore};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 pub use types::{Event, EventKind, KeyValue, ListResult, Stats, StoreOptions};
@@ -97,14 +103,28 @@ pub trait Store: Send + Sync + 'static {
     /// Keys starting with `prefix`, in key order, after `start_after` if given, at most
     /// `limit` of them if given, all read from one snapshot.
     ///
-    /// To page, pass the last key of one page as `start_after` of the next. Each page is read
-    /// at the store's current revision (reported in [`ListResult::revision`]), not at the
-    /// first page's.
+    /// To page, pass the last key of one page as `start_after` of the next. The page is read
+    /// at the store's current revision (reported in [`ListResult::revision`]); to read the
+    /// next pages as the first one saw the store, use [`Store::list_at`] with its revision.
     fn list<'a>(
         &'a self,
         prefix: &'a str,
         start_after: Option<&'a str>,
         limit: Option<usize>,
+    ) -> BoxFuture<'a, Result<ListResult, Error>>;
+
+    /// Like [`Store::list`], but the keys as they were at `revision` (the revision of an
+    /// earlier page), so that every page of a paged list shows one state of the store.
+    ///
+    /// Fails with [`Error::Compacted`] once the store no longer knows the state at
+    /// `revision` (below the compacted revision). A `revision` at or past the current one
+    /// reads the current state.
+    fn list_at<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: Option<usize>,
+        revision: u64,
     ) -> BoxFuture<'a, Result<ListResult, Error>>;
 
     /// Creates the key; fails with [`Error::AlreadyExists`] if it exists.

@@ -18,7 +18,7 @@ use redb::{
     Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition,
 };
 
-use crate::codec::{self, FORMAT_VERSION};
+use crate::codec::{self, FORMAT_VERSION, READABLE_FORMATS};
 use crate::core::{Core, impl_store};
 use crate::engine::{Engine, LogEntry, ReadTxn, Record, Visit, WriteTxn};
 use crate::{Error, Event, StoreOptions};
@@ -107,6 +107,7 @@ impl RedbEngine {
             .map_err(Error::backend_fn("list the database tables"))?
             .next()
             .is_none();
+        let mut upgrade = false;
         {
             let mut meta = txn
                 .open_table(META)
@@ -117,6 +118,11 @@ impl RedbEngine {
                 .map(|guard| guard.value());
             match format {
                 Some(FORMAT_VERSION) => {}
+                Some(found) if READABLE_FORMATS.contains(&found) => {
+                    meta.insert(FORMAT, FORMAT_VERSION)
+                        .map_err(Error::backend_fn("upgrade the format version"))?;
+                    upgrade = true;
+                }
                 Some(found) => {
                     return Err(Error::UnsupportedFormat {
                         found,
@@ -136,6 +142,11 @@ impl RedbEngine {
                     ));
                 }
             }
+        }
+        if upgrade {
+            return txn
+                .commit()
+                .map_err(Error::backend_fn("commit the format upgrade"));
         }
         if fresh {
             // Create the other tables now, so that readers can always open them.
@@ -413,6 +424,25 @@ mod tests {
             Err(other) => panic!("expected UnsupportedFormat, got {other}"),
             Ok(_) => panic!("a newer format was opened"),
         }
+        Ok(())
+    }
+
+    #[test]
+    fn opens_format_1_and_records_format_2() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("store.redb");
+        drop(RedbEngine::open(&path)?);
+        {
+            let db = Database::create(&path)?;
+            let txn = db.begin_write()?;
+            txn.open_table(META)?.insert(FORMAT, 1)?;
+            txn.commit()?;
+        }
+        drop(RedbEngine::open(&path)?);
+        let db = Database::create(&path)?;
+        let txn = db.begin_read()?;
+        let format = txn.open_table(META)?.get(FORMAT)?.map(|v| v.value());
+        assert_eq!(format, Some(FORMAT_VERSION));
         Ok(())
     }
 

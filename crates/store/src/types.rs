@@ -44,6 +44,13 @@ pub struct Event {
     /// `Some` for a Put that updated it (`MODIFIED`) and for every Delete (`DELETED`, where it
     /// equals `value`).
     pub prev_value: Option<Bytes>,
+    /// The revision that created the key (for a Put that created it, this event's own).
+    pub create_revision: u64,
+    /// The key's `mod_revision` before this write; 0 for a Put that created it. With
+    /// `prev_value` it is the state the write replaced, which lets a list be read as of an
+    /// earlier revision. 0 for a Delete or update also means "not recorded" (events written by
+    /// the store's format 1).
+    pub prev_mod_revision: u64,
 }
 
 impl Event {

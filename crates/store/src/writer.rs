@@ -236,14 +236,7 @@ fn apply(
                 mod_revision: state.revision + 1,
                 value: value.clone(),
             };
-            write(
-                txn,
-                state,
-                key,
-                &record,
-                EventKind::Put,
-                Some(current.value),
-            )
+            write(txn, state, key, &record, EventKind::Put, Some(&current))
         }
         Op::Delete { key, expected } => {
             let Some(current) = txn.get(key)? else {
@@ -263,14 +256,7 @@ fn apply(
                 mod_revision: state.revision + 1,
                 value: current.value.clone(),
             };
-            write(
-                txn,
-                state,
-                key,
-                &record,
-                EventKind::Delete,
-                Some(current.value),
-            )
+            write(txn, state, key, &record, EventKind::Delete, Some(&current))
         }
         Op::Compact { revision } => {
             // Compacting past the present would make every watch fail; stop at the present.
@@ -291,8 +277,10 @@ fn write(
     key: &str,
     record: &Record,
     kind: EventKind,
-    prev_value: Option<Bytes>,
+    prev: Option<&Record>,
 ) -> Result<Result<Applied, Error>, Error> {
+    let prev_value = prev.map(|prev| prev.value.clone());
+    let prev_mod_revision = prev.map_or(0, |prev| prev.mod_revision);
     let revision = record.mod_revision;
     match kind {
         EventKind::Put => txn.put(key, record)?,
@@ -304,6 +292,8 @@ fn write(
         key: key.to_owned(),
         value: record.value.clone(),
         prev_value,
+        create_revision: record.create_revision,
+        prev_mod_revision,
     };
     txn.append(&event)?;
     state.revision = revision;

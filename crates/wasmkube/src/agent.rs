@@ -21,9 +21,11 @@ pub const JOIN_TOKEN_PREFIX: &str = "wk1::";
 
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
-    /// URL of the server's API (https://HOST:PORT).
-    #[arg(long, env = "WASMKUBE_URL")]
-    pub server: String,
+    /// URL of the server's API (https://HOST:PORT). Repeat it (or give a comma list) for a
+    /// cluster of several servers: the agent then reaches them through a local load balancer
+    /// and moves to a live one by itself when one goes away.
+    #[arg(long, env = "WASMKUBE_URL", value_delimiter = ',', required = true)]
+    pub server: Vec<String>,
     /// Join token: the contents of the server's <data-dir>/node-token (or its admin token
     /// together with --ca-file).
     #[arg(long, env = "WASMKUBE_TOKEN")]
@@ -93,18 +95,50 @@ async fn fetch_ca(server: &str, hash: &str) -> anyhow::Result<String> {
     Ok(pem)
 }
 
+/// The `HOST:PORT` of each `--server` URL, and whether they are https (all must agree).
+fn server_addresses(servers: &[String]) -> anyhow::Result<(Vec<String>, bool)> {
+    let mut addresses = Vec::new();
+    let mut schemes = std::collections::BTreeSet::new();
+    for server in servers {
+        let url: http::Uri = server
+            .parse()
+            .with_context(|| format!("--server {server:?} is not a URL"))?;
+        let https = match url.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => bail!("--server {server:?} must be an http:// or https:// URL"),
+        };
+        let Some(authority) = url.authority() else {
+            bail!("--server {server:?} names no host");
+        };
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        addresses.push(format!("{}:{port}", authority.host()));
+        schemes.insert(https);
+    }
+    if schemes.len() > 1 {
+        bail!("--server URLs must all be https:// or all http://");
+    }
+    Ok((addresses, schemes.contains(&true)))
+}
+
 pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     args.node.check()?;
-    let url: http::Uri = args
-        .server
-        .parse()
-        .with_context(|| format!("--server {:?} is not a URL", args.server))?;
-    let https = match url.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => bail!("--server must be an http:// or https:// URL"),
-    };
+    let (addresses, https) = server_addresses(&args.server)?;
     init_logging(&args.log);
+    let shutdown = CancellationToken::new();
+    // One server: dial it. Several: dial the local balancer, which finds a live one.
+    let server = if args.server.len() == 1 {
+        args.server[0].clone()
+    } else {
+        let lb = wasmkube_proxy::apiserver_lb::ApiServerLb::start(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            addresses,
+            shutdown.clone(),
+        )
+        .await?;
+        let scheme = if https { "https" } else { "http" };
+        format!("{scheme}://{}", lb.local_addr())
+    };
     let started = std::time::Instant::now();
     let (hash, secret) = match args.token.as_deref() {
         Some(t) => {
@@ -121,7 +155,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("reading --ca-file {}", path.display()))?,
         )
     } else if let Some(hash) = hash {
-        Some(fetch_ca(&args.server, hash).await?)
+        Some(fetch_ca(&server, hash).await?)
     } else {
         bail!(
             "cannot verify the server's certificate: pass the join token from the server's <data-dir>/node-token, or --ca-file"
@@ -132,7 +166,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let yaml = kubeconfig_yaml(&args.server, ca.as_deref(), secret.as_deref());
+    let yaml = kubeconfig_yaml(&server, ca.as_deref(), secret.as_deref());
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
@@ -141,9 +175,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     client
         .apiserver_version()
         .await
-        .with_context(|| format!("reaching the API server at {}", args.server))?;
+        .with_context(|| format!("reaching the API server at {}", args.server.join(",")))?;
 
-    let shutdown = CancellationToken::new();
     let kubelet = crate::node::start(
         &args.node,
         &args.data_dir,
@@ -163,7 +196,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "wasmkube agent: node {} joined {} in {} ms (kubelet on {})",
         args.node.name(),
-        args.server,
+        args.server.join(","),
         started.elapsed().as_millis(),
         kubelet.server_addr
     );

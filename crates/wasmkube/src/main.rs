@@ -36,7 +36,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a whole cluster on this machine: API server, store, and the cluster components.
-    Server(server::ServerArgs),
+    // Boxed: the server's flags dwarf every other command's.
+    Server(Box<server::ServerArgs>),
     /// Run one more node, joined to a server.
     Agent(agent::AgentArgs),
     /// Measure performance against references taken in the same run.
@@ -59,7 +60,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Server(args) => server::run(args).await,
+            Command::Server(args) => server::run(*args).await,
             Command::Agent(args) => agent::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Client(cmd) => cli::run(cmd).await,

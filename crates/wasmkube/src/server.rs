@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 use wasmkube_apiserver::{ApiState, Authenticator, UserInfo, admission::Admission};
-use wasmkube_store::{RedbStore, Store};
+use wasmkube_store::{EtcdOptions, EtcdStore, RedbStore, Store};
 
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
@@ -72,6 +72,34 @@ pub struct ServerArgs {
     /// Run no local node: only the control plane (pods then need `wasmkube agent` nodes).
     #[arg(long)]
     pub disable_agent: bool,
+    /// Keep the cluster's state in etcd instead of the data directory's redb file: the
+    /// members' client URLs, comma-separated (`https://H1:2379,https://H2:2379`; `http://`
+    /// for etcd without TLS). Servers given the same endpoints serve one cluster.
+    #[arg(long, value_delimiter = ',', env = "WASMKUBE_DATASTORE_ENDPOINT")]
+    pub datastore_endpoint: Vec<String>,
+    /// CA certificate (PEM) that signed the etcd members' serving certificates.
+    #[arg(long)]
+    pub datastore_cafile: Option<PathBuf>,
+    /// Client certificate (PEM) presented to etcd.
+    #[arg(long)]
+    pub datastore_certfile: Option<PathBuf>,
+    /// Private key (PEM) of --datastore-certfile.
+    #[arg(long)]
+    pub datastore_keyfile: Option<PathBuf>,
+    /// Run the scheduler and the controllers only while this server holds their Leases
+    /// (`kube-scheduler`, `kube-controller-manager` in kube-system), as Kubernetes'
+    /// components do. On by default when the state is in etcd (several servers may share it).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub leader_elect: Option<bool>,
+    /// How long other servers wait before taking over a Lease whose holder stopped renewing.
+    #[arg(long, default_value = "15s", value_parser = parse_duration_flag)]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader retries a failing renewal before it stops leading.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_flag)]
+    pub leader_elect_renew_deadline: Duration,
+    /// The pause between attempts to acquire or renew a Lease.
+    #[arg(long, default_value = "2s", value_parser = parse_duration_flag)]
+    pub leader_elect_retry_period: Duration,
     #[command(flatten)]
     pub node: crate::node::NodeArgs,
 }
@@ -90,6 +118,8 @@ impl ServerArgs {
         {
             bail!("--token must be at least 16 characters with no whitespace");
         }
+        self.check_datastore()?;
+        self.election("check", "check")?;
         let services = self.service_cluster_ip_range.second_octets();
         let pods = self.cluster_cidr.first..=self.cluster_cidr.last;
         if services.start() <= pods.end() && pods.start() <= services.end() {
@@ -101,6 +131,97 @@ impl ServerArgs {
             );
         }
         Ok(())
+    }
+}
+
+fn parse_duration_flag(raw: &str) -> Result<Duration, String> {
+    crate::cli::parse_duration(raw).map_err(|e| e.to_string())
+}
+
+impl ServerArgs {
+    fn leader_elect(&self) -> bool {
+        self.leader_elect
+            .unwrap_or(!self.datastore_endpoint.is_empty())
+    }
+
+    /// The election settings for `lease`, checked as client-go checks them.
+    fn election(
+        &self,
+        lease: &str,
+        identity: &str,
+    ) -> anyhow::Result<wasmkube_controllers::leader_election::LeaderElectionConfig> {
+        let mut config =
+            wasmkube_controllers::leader_election::LeaderElectionConfig::new(lease, identity);
+        config.lease_duration = self.leader_elect_lease_duration;
+        config.renew_deadline = self.leader_elect_renew_deadline;
+        config.retry_period = self.leader_elect_retry_period;
+        config
+            .validate()
+            .context("--leader-elect-lease-duration, --leader-elect-renew-deadline, --leader-elect-retry-period")?;
+        Ok(config)
+    }
+
+    fn check_datastore(&self) -> anyhow::Result<()> {
+        let mut https = false;
+        for endpoint in &self.datastore_endpoint {
+            let rest = if let Some(rest) = endpoint.strip_prefix("https://") {
+                https = true;
+                rest
+            } else if let Some(rest) = endpoint.strip_prefix("http://") {
+                rest
+            } else {
+                bail!(
+                    "--datastore-endpoint {endpoint:?}: etcd endpoints are http:// or https:// URLs"
+                );
+            };
+            if rest.is_empty() || rest.starts_with('/') {
+                bail!("--datastore-endpoint {endpoint:?}: the URL names no host");
+            }
+        }
+        let files = [
+            ("--datastore-cafile", &self.datastore_cafile),
+            ("--datastore-certfile", &self.datastore_certfile),
+            ("--datastore-keyfile", &self.datastore_keyfile),
+        ];
+        for (flag, file) in files {
+            if let Some(path) = file {
+                if self.datastore_endpoint.is_empty() {
+                    bail!("{flag} needs --datastore-endpoint");
+                }
+                if !https {
+                    bail!("{flag} is for https:// etcd endpoints");
+                }
+                if !path.is_file() {
+                    bail!("{flag} {}: no such file", path.display());
+                }
+            }
+        }
+        if self.datastore_certfile.is_some() != self.datastore_keyfile.is_some() {
+            bail!("--datastore-certfile and --datastore-keyfile go together");
+        }
+        Ok(())
+    }
+
+    /// The store the cluster's state lives in: etcd when endpoints are given, else redb.
+    async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        if self.datastore_endpoint.is_empty() {
+            let path = self.data_dir.join("state.redb");
+            let store = RedbStore::open(&path)
+                .with_context(|| format!("opening the store in {}", self.data_dir.display()))?;
+            return Ok(Arc::new(store));
+        }
+        let options = EtcdOptions::new(self.datastore_endpoint.iter().cloned()).with_tls(
+            self.datastore_cafile.clone(),
+            self.datastore_certfile.clone(),
+            self.datastore_keyfile.clone(),
+        );
+        let store = EtcdStore::connect(&options).await.with_context(|| {
+            format!(
+                "connecting to the datastore at {}",
+                self.datastore_endpoint.join(",")
+            )
+        })?;
+        Ok(Arc::new(store))
     }
 }
 
@@ -120,10 +241,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding the API server to {addr}"))?;
     let local = listener.local_addr()?;
 
-    let store: Arc<dyn Store> = Arc::new(
-        RedbStore::open(dir.join("state.redb"))
-            .with_context(|| format!("opening the store in {}", dir.display()))?,
-    );
+    let store = args.open_store().await?;
     let shutdown = CancellationToken::new();
     // One secret authenticates the admin, joining agents, and the API server to kubelets.
     let token = if args.insecure {
@@ -131,6 +249,23 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(admin_token(dir, args.token.as_deref())?)
     };
+    // Over etcd, every server of the cluster must hold the same CA, signing key and admin
+    // token: the first one publishes its files into the datastore, the others take them.
+    if let Some(token) = &token
+        && !args.datastore_endpoint.is_empty()
+    {
+        let tls_dir = dir.join("tls");
+        let outcome = wasmkube_apiserver::bootstrap_data::sync(&store, dir, token, || {
+            wasmkube_apiserver::tls::load_or_create_ca(&tls_dir)?;
+            wasmkube_apiserver::tokens::TokenIssuer::load_or_create(
+                &tls_dir.join("service-account.key"),
+            )?;
+            Ok(())
+        })
+        .await
+        .context("sharing the cluster's bootstrap data through the datastore")?;
+        tracing::info!(?outcome, "cluster bootstrap data");
+    }
     // ServiceAccount tokens are signed with a key of this server's (kept beside the CA).
     let token_issuer = match args.insecure {
         true => None,
@@ -250,16 +385,54 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     controllers_config.cluster_cidr = args.cluster_cidr;
     controllers_config.hpa.sync_period =
         Duration::from_secs(args.horizontal_pod_autoscaler_sync_period.max(1));
-    let controllers = tokio::spawn(wasmkube_controllers::run_all_with(
-        internal.clone(),
-        controllers_config,
-        shutdown.clone(),
-    ));
-    let scheduler = tokio::spawn(wasmkube_scheduler::run(
-        internal.clone(),
-        wasmkube_scheduler::SchedulerConfig::default(),
-        shutdown.clone(),
-    ));
+    let (controllers, scheduler) = if args.leader_elect() {
+        // Several servers over one datastore: only the holder of each Lease runs its part.
+        let identity = wasmkube_controllers::leader_election::default_identity();
+        eprintln!("wasmkube server: leader election identity {identity}");
+        let controllers = {
+            let client = internal.clone();
+            tokio::spawn(elected(
+                internal.clone(),
+                args.election("kube-controller-manager", &identity)?,
+                shutdown.clone(),
+                move |token| {
+                    wasmkube_controllers::run_all_with(
+                        client.clone(),
+                        controllers_config.clone(),
+                        token,
+                    )
+                },
+            ))
+        };
+        let scheduler = {
+            let client = internal.clone();
+            tokio::spawn(elected(
+                internal.clone(),
+                args.election("kube-scheduler", &identity)?,
+                shutdown.clone(),
+                move |token| {
+                    wasmkube_scheduler::run(
+                        client.clone(),
+                        wasmkube_scheduler::SchedulerConfig::default(),
+                        token,
+                    )
+                },
+            ))
+        };
+        (controllers, scheduler)
+    } else {
+        let controllers = tokio::spawn(wasmkube_controllers::run_all_with(
+            internal.clone(),
+            controllers_config,
+            shutdown.clone(),
+        ));
+        let scheduler = tokio::spawn(wasmkube_scheduler::run(
+            internal.clone(),
+            wasmkube_scheduler::SchedulerConfig::default(),
+            shutdown.clone(),
+        ));
+        (controllers, scheduler)
+    };
     // The CA is public: joining agents fetch it and check it against their join token.
     let cacerts = ca_pem.map(|pem| {
         axum::Router::new().route(
@@ -321,6 +494,35 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `component` while this server holds `config`'s Lease, logging what ends it.
+async fn elected<F, Fut, T>(
+    client: kube::Client,
+    config: wasmkube_controllers::leader_election::LeaderElectionConfig,
+    shutdown: CancellationToken,
+    mut component: F,
+) where
+    F: FnMut(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = T> + Send,
+{
+    let lease = config.lease_name.clone();
+    let result = wasmkube_controllers::leader_election::run_leading(
+        client,
+        config,
+        shutdown,
+        move |token| {
+            let run = component(token);
+            async move {
+                let _ = run.await;
+            }
+        },
+    )
+    .await;
+    if let Err(error) = result {
+        let error = wasmkube_controllers::error_chain(&error);
+        tracing::warn!(%lease, %error, "leader election ended");
+    }
 }
 
 pub(crate) fn init_logging(filter: &str) {

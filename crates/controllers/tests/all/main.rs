@@ -9,6 +9,7 @@ mod deployment;
 mod endpoints;
 mod garbage_collector;
 mod job;
+mod leader_election;
 mod node_lifecycle;
 mod persistentvolume;
 mod replicaset;
