@@ -439,24 +439,31 @@ impl Ctx<'_> {
             // Reaching the end of this block means the name is taken.
             if dry_run {
                 if self.state.store.get(&key).await?.is_none() {
-                    // Allocated only to check the request; given back when the reservation drops.
-                    let _reservation = self.allocate_on_create(&mut obj).await?;
+                    // Allocated only to check the request, and given back at once.
+                    if let Some(r) = self.allocate_on_create(&mut obj).await? {
+                        r.release().await;
+                    }
                     return self.respond_with_warnings(StatusCode::CREATED, obj, &warnings);
                 }
             } else {
                 let reservation = self.allocate_on_create(&mut obj).await?;
                 let bytes = objects::encode(&obj)?;
-                match self.state.store.create(&key, bytes.into()).await {
-                    Ok(kv) => {
+                let created = self.state.store.create(&key, bytes.into()).await;
+                match (created, reservation) {
+                    (Ok(kv), reservation) => {
                         if let Some(r) = reservation {
-                            r.commit();
+                            r.commit().await;
                         }
                         objects::set_resource_version(&mut obj, kv.mod_revision);
                         return self.respond_with_warnings(StatusCode::CREATED, obj, &warnings);
                     }
-                    // The reservation drops here and gives its addresses back.
-                    Err(StoreError::AlreadyExists { .. }) => {}
-                    Err(e) => return Err(e.into()),
+                    // The name is taken: the addresses go back before the next attempt.
+                    (Err(StoreError::AlreadyExists { .. }), reservation) => {
+                        if let Some(r) = reservation {
+                            r.release().await;
+                        }
+                    }
+                    (Err(e), _) => return Err(e.into()),
                 }
             }
             if attempt >= attempts {
@@ -704,7 +711,9 @@ impl Ctx<'_> {
                 // The last finalizer is gone from an object being deleted: now it really goes.
                 match self.state.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(kv) => {
-                        drop(reservation);
+                        if let Some(r) = reservation {
+                            r.release().await;
+                        }
                         self.removed(&current).await?;
                         objects::set_resource_version(&mut next, kv.mod_revision);
                         return Ok(next);
@@ -726,7 +735,7 @@ impl Ctx<'_> {
             {
                 Ok(kv) => {
                     if let Some(r) = reservation {
-                        r.commit();
+                        r.commit().await;
                     }
                     objects::set_resource_version(&mut next, kv.mod_revision);
                     return Ok(next);

@@ -1,12 +1,15 @@
 //! The Service REST strategy: cluster IP and node port allocation, as Kubernetes' service
 //! registry does it (`pkg/registry/core/service/storage`, `ipallocator`, `portallocator`).
 //!
-//! Allocation is in memory behind one lock, so concurrent creates never hand out the same
-//! address; the store stays the source of truth: the allocation state is rebuilt from the stored
-//! Services the first time it is needed after a start, so a restart never duplicates an address.
-//! Every change is a [`Reservation`]: addresses it took are given back when it is dropped unless
-//! the write that needed them was committed, and addresses the write freed are given back only
-//! once it is committed.
+//! An address or node port belongs to a Service once its claim key is created in the store
+//! (`/registry/ranges/serviceips/IP`, `/registry/ranges/servicenodeports/PORT`), before the
+//! Service is written: a create is a compare-and-swap, so several API servers over one etcd
+//! never hand out one address twice. Each server keeps an in-memory view (rebuilt from the
+//! stored Services and claims the first time it is needed after a start) only to pick
+//! addresses that are likely free. Every change is a [`Reservation`]: addresses it took are
+//! given back (claims deleted) when it is dropped unless the write that needed them was
+//! committed, and addresses the write freed are given back only once it is committed. A claim
+//! whose write never happened (its server died in between) is removed by the next rebuild.
 //!
 //! The first address of the range is kept for the `kubernetes` Service (it is only handed out
 //! when asked for by name), as Kubernetes does.
@@ -162,27 +165,18 @@ impl ServiceAllocator {
         self.inner.node_ports.clone()
     }
 
-    /// The allocation state, rebuilt from the stored Services on first use.
-    async fn state(&self, store: &Arc<dyn Store>) -> ApiResult<MutexGuard<'_, Allocated>> {
-        let cell = self
-            .inner
+    /// The allocation state, rebuilt from the stored Services and claims on first use.
+    async fn cell(&self, store: &Arc<dyn Store>) -> ApiResult<&Mutex<Allocated>> {
+        self.inner
             .state
-            .get_or_try_init(|| async {
-                let prefix = services_info().key_prefix(None);
-                let page = store.list(&prefix, None, None).await?;
-                let mut allocated = Allocated::default();
-                for kv in &page.items {
-                    let svc = objects::decode(kv)?;
-                    let held = Held::of(&svc);
-                    allocated.ips.extend(held.ip);
-                    allocated.ports.extend(held.ports);
-                }
-                Ok::<_, ApiError>(Mutex::new(allocated))
-            })
-            .await?;
+            .get_or_try_init(|| async { Ok(Mutex::new(rebuild(store).await?)) })
+            .await
+    }
+
+    async fn state(&self, store: &Arc<dyn Store>) -> ApiResult<MutexGuard<'_, Allocated>> {
         // A panic while holding the lock cannot leave the sets half-updated (every change is
         // a single insert/remove), so a poisoned lock is still good.
-        Ok(cell.lock().unwrap_or_else(|p| p.into_inner()))
+        Ok(lock(self.cell(store).await?))
     }
 
     /// Allocates what a new Service needs and writes it into `svc`.
@@ -193,23 +187,18 @@ impl ServiceAllocator {
         svc: &mut Value,
     ) -> ApiResult<Reservation> {
         let name = objects::name_of(svc).to_string();
-        let mut reservation = Reservation::new(self.clone());
-        let mut state = self.state(store).await?;
+        let mut reservation = Reservation::new(self.clone(), store.clone());
         let mut errors = Vec::new();
         if needs_cluster_ip(svc) {
-            self.take_cluster_ip(&mut state, &mut reservation, svc, &mut errors)?;
+            self.take_cluster_ip(store, &mut reservation, svc, &mut errors)
+                .await?;
         }
         if needs_node_ports(svc) {
-            self.take_node_ports(
-                &mut state,
-                &mut reservation,
-                svc,
-                &BTreeMap::new(),
-                &mut errors,
-            )?;
+            self.take_node_ports(store, &mut reservation, svc, &BTreeMap::new(), &mut errors)
+                .await?;
         }
-        drop(state);
         if !errors.is_empty() {
+            reservation.release().await;
             return Err(ApiError::invalid(info, &name, &errors));
         }
         Ok(reservation)
@@ -225,10 +214,9 @@ impl ServiceAllocator {
         svc: &mut Value,
     ) -> ApiResult<Reservation> {
         let name = objects::name_of(svc).to_string();
-        let mut reservation = Reservation::new(self.clone());
+        let mut reservation = Reservation::new(self.clone(), store.clone());
         let before = Held::of(old);
         let mut errors = Vec::new();
-        let mut state = self.state(store).await?;
         if needs_cluster_ip(old) && needs_cluster_ip(svc) {
             let old_ip = cluster_ip(old);
             let new_ip = cluster_ip(svc);
@@ -240,7 +228,8 @@ impl ServiceAllocator {
             }
         } else if needs_cluster_ip(svc) {
             // ExternalName (or headless) → an addressed type: a fresh allocation.
-            self.take_cluster_ip(&mut state, &mut reservation, svc, &mut errors)?;
+            self.take_cluster_ip(store, &mut reservation, svc, &mut errors)
+                .await?;
         }
         let after_ip = needs_cluster_ip(svc).then(|| cluster_ip(svc)).flatten();
         if let Some(ip) = before.ip
@@ -250,9 +239,9 @@ impl ServiceAllocator {
         }
         if needs_node_ports(svc) {
             let kept: BTreeMap<u16, ()> = before.ports.iter().map(|p| (*p, ())).collect();
-            self.take_node_ports(&mut state, &mut reservation, svc, &kept, &mut errors)?;
+            self.take_node_ports(store, &mut reservation, svc, &kept, &mut errors)
+                .await?;
         }
-        drop(state);
         let after = Held::of(svc);
         for port in before.ports {
             if !after.ports.contains(&port) {
@@ -260,6 +249,7 @@ impl ServiceAllocator {
             }
         }
         if !errors.is_empty() {
+            reservation.release().await;
             return Err(ApiError::invalid(info, &name, &errors));
         }
         Ok(reservation)
@@ -268,6 +258,13 @@ impl ServiceAllocator {
     /// Gives back what a Service that is gone from the store held.
     pub async fn on_removed(&self, store: &Arc<dyn Store>, svc: &Value) -> ApiResult<()> {
         let held = Held::of(svc);
+        // The claims go first: until they are gone no server may hand the addresses out.
+        if let Some(ip) = held.ip {
+            unclaim(store, &ip_claim(ip)).await?;
+        }
+        for port in &held.ports {
+            unclaim(store, &port_claim(*port)).await?;
+        }
         let mut state = self.state(store).await?;
         if let Some(ip) = held.ip {
             state.ips.remove(&ip);
@@ -280,33 +277,57 @@ impl ServiceAllocator {
 
     /// Field errors go to `errors`; a full range fails the request as a server error, as
     /// upstream does.
-    fn take_cluster_ip(
+    ///
+    /// An address is this Service's once its claim is created in the store: the local state
+    /// only avoids asking for addresses known to be taken. A claim that already exists is an
+    /// address another server handed out; it stays marked here and the next one is tried.
+    async fn take_cluster_ip(
         &self,
-        state: &mut Allocated,
+        store: &Arc<dyn Store>,
         reservation: &mut Reservation,
         svc: &mut Value,
         errors: &mut Vec<(String, String)>,
     ) -> ApiResult<()> {
         let cidr = self.inner.cidr;
+        let owner = owner_of(svc);
         let requested = svc
             .pointer("/spec/clusterIP")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
         let ip = if requested.is_empty() {
-            // Random start, then the next free one: upstream's allocation order, and it keeps
-            // addresses from being reused at once after a delete.
-            let size = cidr.size() - 2;
-            let start = rand::random_range(0..size);
-            let reserved = u32::from(cidr.first());
-            let free = (0..size)
-                .map(|i| cidr.network + 1 + (start + i) % size)
-                .find(|ip| *ip != reserved && !state.ips.contains(ip));
-            free.ok_or_else(|| {
-                ApiError::internal(format!(
-                    "Internal error occurred: failed to allocate a serviceIP: range is full (the range of valid IPs is {cidr})"
-                ))
-            })?
+            let mut refreshed = false;
+            loop {
+                let picked = {
+                    let mut state = self.state(store).await?;
+                    // Random start, then the next free one: upstream's allocation order, and
+                    // it keeps addresses from being reused at once after a delete.
+                    let size = cidr.size() - 2;
+                    let start = rand::random_range(0..size);
+                    let reserved = u32::from(cidr.first());
+                    let free = (0..size)
+                        .map(|i| cidr.network + 1 + (start + i) % size)
+                        .find(|ip| *ip != reserved && !state.ips.contains(ip));
+                    if let Some(ip) = free {
+                        state.ips.insert(ip);
+                    }
+                    free
+                };
+                let Some(ip) = picked else {
+                    // Full as this server sees it; other servers may have freed some since.
+                    if !refreshed {
+                        refreshed = true;
+                        self.refresh(store).await?;
+                        continue;
+                    }
+                    return Err(ApiError::internal(format!(
+                        "Internal error occurred: failed to allocate a serviceIP: range is full (the range of valid IPs is {cidr})"
+                    )));
+                };
+                if self.claim_ip(store, ip, &owner).await? {
+                    break ip;
+                }
+            }
         } else {
             let invalid = |why: &str| {
                 (
@@ -332,13 +353,13 @@ impl ServiceAllocator {
                 return Ok(());
             }
             let ip = u32::from(addr);
-            if state.ips.contains(&ip) {
+            let free = self.state(store).await?.ips.insert(ip);
+            if !free || !self.claim_ip(store, ip, &owner).await? {
                 errors.push(invalid("provided IP is already allocated"));
                 return Ok(());
             }
             ip
         };
-        state.ips.insert(ip);
         reservation.taken_ips.push(ip);
         let text = Ipv4Addr::from(ip).to_string();
         svc["spec"]["clusterIP"] = json!(text);
@@ -355,17 +376,49 @@ impl ServiceAllocator {
         Ok(())
     }
 
+    /// Rebuilds this server's view from the store: what other servers freed becomes free.
+    /// Claims are the truth, so a view rebuilt under a request in flight is still safe: an
+    /// address picked from it that turns out taken fails its claim and the next is tried.
+    async fn refresh(&self, store: &Arc<dyn Store>) -> ApiResult<()> {
+        let fresh = rebuild(store).await?;
+        *self.state(store).await? = fresh;
+        Ok(())
+    }
+
+    /// Claims `ip` (already marked taken locally); false if another server holds it. On a
+    /// store failure the local mark is taken back.
+    async fn claim_ip(&self, store: &Arc<dyn Store>, ip: u32, owner: &str) -> ApiResult<bool> {
+        match claim(store, &ip_claim(ip), owner).await {
+            Ok(claimed) => Ok(claimed),
+            Err(error) => {
+                self.state(store).await?.ips.remove(&ip);
+                Err(error)
+            }
+        }
+    }
+
+    async fn claim_port(&self, store: &Arc<dyn Store>, port: u16, owner: &str) -> ApiResult<bool> {
+        match claim(store, &port_claim(port), owner).await {
+            Ok(claimed) => Ok(claimed),
+            Err(error) => {
+                self.state(store).await?.ports.remove(&port);
+                Err(error)
+            }
+        }
+    }
+
     /// Gives every port a node port: the requested one if it is free (or already this
-    /// Service's, `kept`), else a free one from the range.
-    fn take_node_ports(
+    /// Service's, `kept`), else a free one from the range; each claimed as cluster IPs are.
+    async fn take_node_ports(
         &self,
-        state: &mut Allocated,
+        store: &Arc<dyn Store>,
         reservation: &mut Reservation,
         svc: &mut Value,
         kept: &BTreeMap<u16, ()>,
         errors: &mut Vec<(String, String)>,
     ) -> ApiResult<()> {
         let range = self.inner.node_ports.clone();
+        let owner = owner_of(svc);
         let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
             return Ok(());
         };
@@ -390,31 +443,51 @@ impl ServiceAllocator {
                     mine.insert(n);
                     continue;
                 }
-                if state.ports.contains(&n) {
+                let free = self.state(store).await?.ports.insert(n);
+                if !free || !self.claim_port(store, n, &owner).await? {
                     errors.push((
                         field,
                         format!("Invalid value: {requested}: provided port is already allocated"),
                     ));
                     continue;
                 }
-                state.ports.insert(n);
                 reservation.taken_ports.push(n);
                 mine.insert(n);
                 continue;
             }
-            let size = u32::from(range.end() - range.start()) + 1;
-            let start = rand::random_range(0..size);
-            let free = (0..size)
-                .map(|k| (u32::from(*range.start()) + (start + k) % size) as u16)
-                .find(|p| !state.ports.contains(p));
-            let n = free.ok_or_else(|| {
-                ApiError::internal(format!(
-                    "Internal error occurred: failed to allocate a nodePort: range is full ({}-{})",
-                    range.start(),
-                    range.end()
-                ))
-            })?;
-            state.ports.insert(n);
+            let mut refreshed = false;
+            let n = loop {
+                let picked = {
+                    let mut state = self.state(store).await?;
+                    let size = u32::from(range.end() - range.start()) + 1;
+                    let start = rand::random_range(0..size);
+                    let free = (0..size)
+                        .map(|k| (u32::from(*range.start()) + (start + k) % size) as u16)
+                        .find(|p| !state.ports.contains(p) && !mine.contains(p));
+                    if let Some(n) = free {
+                        state.ports.insert(n);
+                    }
+                    free
+                };
+                let Some(n) = picked else {
+                    if !refreshed {
+                        refreshed = true;
+                        self.refresh(store).await?;
+                        // This request's own ports are not stored yet: keep them marked.
+                        let mut state = self.state(store).await?;
+                        state.ports.extend(reservation.taken_ports.iter().copied());
+                        continue;
+                    }
+                    return Err(ApiError::internal(format!(
+                        "Internal error occurred: failed to allocate a nodePort: range is full ({}-{})",
+                        range.start(),
+                        range.end()
+                    )));
+                };
+                if self.claim_port(store, n, &owner).await? {
+                    break n;
+                }
+            };
             reservation.taken_ports.push(n);
             mine.insert(n);
             port["nodePort"] = json!(n);
@@ -423,22 +496,187 @@ impl ServiceAllocator {
     }
 }
 
+/// Where each allocated address and node port is claimed: one key per allocation, created
+/// before the Service that holds it is written (Kubernetes' `IPAddress` objects have the same
+/// role), so that several API servers over one store never hand out one address twice.
+const IP_CLAIMS: &str = "/registry/ranges/serviceips/";
+const PORT_CLAIMS: &str = "/registry/ranges/servicenodeports/";
+
+/// A claim no Service holds is a write that never happened (its server died between the
+/// claim and the Service); claims younger than this may still be in flight.
+const LEAKED_AFTER_SECS: u64 = 60;
+
+fn ip_claim(ip: u32) -> String {
+    format!("{IP_CLAIMS}{}", Ipv4Addr::from(ip))
+}
+
+fn port_claim(port: u16) -> String {
+    format!("{PORT_CLAIMS}{port}")
+}
+
+fn owner_of(svc: &Value) -> String {
+    let namespace = objects::meta_str(svc, "namespace").unwrap_or("default");
+    format!("{namespace}/{}", objects::name_of(svc))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Creates the claim; false if it already exists.
+async fn claim(store: &Arc<dyn Store>, key: &str, owner: &str) -> ApiResult<bool> {
+    let value = json!({"owner": owner, "time": now_secs()}).to_string();
+    match store.create(key, value.into()).await {
+        Ok(_) => Ok(true),
+        Err(wasmkube_store::Error::AlreadyExists { .. }) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn unclaim(store: &Arc<dyn Store>, key: &str) -> ApiResult<()> {
+    match store.delete(key, None).await {
+        Ok(_) | Err(wasmkube_store::Error::NotFound { .. }) => Ok(()),
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn lock(mutex: &Mutex<Allocated>) -> MutexGuard<'_, Allocated> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The allocation state from the store: what stored Services hold, and what other servers
+/// have claimed for writes in flight. Services stored without claims (before claims existed)
+/// get theirs now; claims left behind by a write that never happened are removed.
+async fn rebuild(store: &Arc<dyn Store>) -> ApiResult<Allocated> {
+    let prefix = services_info().key_prefix(None);
+    let page = store.list(&prefix, None, None).await?;
+    let mut held_ips = BTreeMap::new();
+    let mut held_ports = BTreeMap::new();
+    for kv in &page.items {
+        let svc = objects::decode(kv)?;
+        let held = Held::of(&svc);
+        let owner = owner_of(&svc);
+        if let Some(ip) = held.ip {
+            held_ips.insert(ip_claim(ip), (ip, owner.clone()));
+        }
+        for port in held.ports {
+            held_ports.insert(port_claim(port), (port, owner.clone()));
+        }
+    }
+    let mut allocated = Allocated::default();
+    for (ip, _) in held_ips.values() {
+        allocated.ips.insert(*ip);
+    }
+    for (port, _) in held_ports.values() {
+        allocated.ports.insert(*port);
+    }
+    let now = now_secs();
+    for (claims, held_keys) in [
+        (IP_CLAIMS, held_ips.keys().cloned().collect::<BTreeSet<_>>()),
+        (PORT_CLAIMS, held_ports.keys().cloned().collect()),
+    ] {
+        let page = store.list(claims, None, None).await?;
+        let mut seen = BTreeSet::new();
+        for kv in &page.items {
+            seen.insert(kv.key.clone());
+            if held_keys.contains(&kv.key) {
+                continue;
+            }
+            let time = serde_json::from_slice::<Value>(&kv.value)
+                .ok()
+                .and_then(|v| v.get("time").and_then(Value::as_u64))
+                .unwrap_or(0);
+            if now.saturating_sub(time) > LEAKED_AFTER_SECS {
+                unclaim(store, &kv.key).await?;
+                continue;
+            }
+            let Some(name) = kv.key.strip_prefix(claims) else {
+                continue;
+            };
+            if claims == IP_CLAIMS {
+                if let Ok(ip) = name.parse::<Ipv4Addr>() {
+                    allocated.ips.insert(u32::from(ip));
+                }
+            } else if let Ok(port) = name.parse::<u16>() {
+                allocated.ports.insert(port);
+            }
+        }
+        for key in held_keys.difference(&seen) {
+            let owner = held_ips
+                .get(key)
+                .map(|(_, o)| o)
+                .or_else(|| held_ports.get(key).map(|(_, o)| o))
+                .map_or("", String::as_str);
+            claim(store, key, owner).await?;
+        }
+    }
+    Ok(allocated)
+}
+
+/// Deletes the claims, then frees the addresses locally (until the claims are gone nobody may
+/// take the addresses anyway).
+async fn give_back(
+    allocator: ServiceAllocator,
+    store: Arc<dyn Store>,
+    ips: Vec<u32>,
+    ports: Vec<u16>,
+) {
+    let mut freed_ips = Vec::new();
+    let mut freed_ports = Vec::new();
+    for ip in ips {
+        match unclaim(&store, &ip_claim(ip)).await {
+            Ok(()) => freed_ips.push(ip),
+            Err(error) => tracing::warn!(%error, "could not release a Service IP claim"),
+        }
+    }
+    for port in ports {
+        match unclaim(&store, &port_claim(port)).await {
+            Ok(()) => freed_ports.push(port),
+            Err(error) => tracing::warn!(%error, "could not release a node port claim"),
+        }
+    }
+    // A reservation only exists after the state was built.
+    if let Some(state) = allocator.inner.state.get() {
+        let mut state = lock(state);
+        for ip in freed_ips {
+            state.ips.remove(&ip);
+        }
+        for port in freed_ports {
+            state.ports.remove(&port);
+        }
+    }
+}
+
 /// Changes one write makes to the allocation: what it took (given back if the write does not
 /// happen) and what it freed (given back only once it does).
-#[derive(Debug)]
 #[must_use = "dropping a reservation gives its addresses back; commit it once the write is stored"]
 pub struct Reservation {
     allocator: ServiceAllocator,
+    store: Arc<dyn Store>,
     taken_ips: Vec<u32>,
     taken_ports: Vec<u16>,
     release_ips: Vec<u32>,
     release_ports: Vec<u16>,
 }
 
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("taken_ips", &self.taken_ips)
+            .field("taken_ports", &self.taken_ports)
+            .field("release_ips", &self.release_ips)
+            .field("release_ports", &self.release_ports)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Reservation {
-    fn new(allocator: ServiceAllocator) -> Self {
+    fn new(allocator: ServiceAllocator, store: Arc<dyn Store>) -> Self {
         Reservation {
             allocator,
+            store,
             taken_ips: Vec::new(),
             taken_ports: Vec::new(),
             release_ips: Vec::new(),
@@ -446,28 +684,39 @@ impl Reservation {
         }
     }
 
-    /// The write is stored: keep what it took, give back what it freed.
-    pub fn commit(mut self) {
+    /// The write is stored: keep what it took, give back what it freed (before answering, so
+    /// the client's next request finds them free).
+    pub async fn commit(mut self) {
         self.taken_ips.clear();
         self.taken_ports.clear();
         let ips = std::mem::take(&mut self.release_ips);
         let ports = std::mem::take(&mut self.release_ports);
-        self.give_back(&ips, &ports);
+        give_back(self.allocator.clone(), self.store.clone(), ips, ports).await;
     }
 
-    fn give_back(&self, ips: &[u32], ports: &[u16]) {
+    /// The write will not happen: give back what it took, now.
+    pub async fn release(mut self) {
+        self.release_ips.clear();
+        self.release_ports.clear();
+        let ips = std::mem::take(&mut self.taken_ips);
+        let ports = std::mem::take(&mut self.taken_ports);
+        give_back(self.allocator.clone(), self.store.clone(), ips, ports).await;
+    }
+
+    /// A reservation dropped on a path that could not wait (an error returned early): its
+    /// claims are deleted in the background.
+    fn give_back(&self, ips: Vec<u32>, ports: Vec<u16>) {
         if ips.is_empty() && ports.is_empty() {
             return;
         }
-        // A reservation only exists after the state was built.
-        if let Some(state) = self.allocator.inner.state.get() {
-            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-            for ip in ips {
-                state.ips.remove(ip);
+        let work = give_back(self.allocator.clone(), self.store.clone(), ips, ports);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(work);
             }
-            for port in ports {
-                state.ports.remove(port);
-            }
+            // Outside a runtime nothing can reach the store; the claims are repaired by the
+            // next start (they are older than LEAKED_AFTER_SECS by then, or soon).
+            Err(_) => tracing::warn!("Service address claims left to the next start's repair"),
         }
     }
 }
@@ -476,7 +725,7 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         let ips = std::mem::take(&mut self.taken_ips);
         let ports = std::mem::take(&mut self.taken_ports);
-        self.give_back(&ips, &ports);
+        self.give_back(ips, ports);
     }
 }
 

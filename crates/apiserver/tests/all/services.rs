@@ -560,3 +560,152 @@ async fn concurrent_creates_never_share_an_address() {
     assert_eq!(created, 3);
     assert_eq!(ips.len(), 13);
 }
+
+fn allocator(cidr: &str, ports: &str) -> Admission {
+    Admission {
+        services: ServiceAllocator::new(
+            cidr.parse().expect("cidr"),
+            wasmkube_apiserver::services::parse_port_range(ports).expect("ports"),
+        ),
+        ..Admission::default()
+    }
+}
+
+/// Two API servers over one store (as over one etcd), each with its own allocator: racing
+/// creates through both never share an address or a node port, and a full range is full for
+/// both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_over_one_store_never_hand_out_one_address_twice() {
+    let store: Arc<dyn Store> = Arc::new(wasmkube_store::MemoryStore::new());
+    // 14 usable addresses, one kept for `kubernetes`: 13 Services fit; 20 node ports.
+    let one = Arc::new(
+        Api::with(
+            store.clone(),
+            allocator("127.30.0.0/28", "31000-31019"),
+            Duration::from_secs(30),
+        )
+        .await,
+    );
+    let two = Arc::new(
+        Api::with(
+            store.clone(),
+            allocator("127.30.0.0/28", "31000-31019"),
+            Duration::from_secs(30),
+        )
+        .await,
+    );
+    let mut tasks = Vec::new();
+    for i in 0..13 {
+        let api = if i % 2 == 0 { one.clone() } else { two.clone() };
+        tasks.push(tokio::spawn(async move {
+            api.post(
+                SVCS,
+                svc(
+                    &format!("s{i}"),
+                    json!({"type": "NodePort", "selector": {"app": "x"}}),
+                ),
+            )
+            .await
+        }));
+    }
+    let mut ips = BTreeSet::new();
+    let mut ports = BTreeSet::new();
+    for task in tasks {
+        let r = task.await.expect("task");
+        assert_eq!(r.code, 201, "{}", r.text);
+        assert!(
+            ips.insert(ip_of(&r.body)),
+            "an address was handed out twice"
+        );
+        let port = r.body["spec"]["ports"][0]["nodePort"]
+            .as_u64()
+            .expect("port");
+        assert!(ports.insert(port), "a node port was handed out twice");
+    }
+    assert_eq!(ips.len(), 13);
+    // The range is full for both servers, whatever each one has seen itself.
+    for api in [&one, &two] {
+        let r = api
+            .post(SVCS, svc("extra", json!({"selector": {"app": "x"}})))
+            .await;
+        assert_eq!(r.code, 500, "{}", r.text);
+        assert!(r.text.contains("range is full"), "{}", r.text);
+    }
+    // A requested address another server holds is refused as allocated.
+    let taken = ips.iter().next().expect("an address").to_string();
+    let r = one
+        .post(
+            SVCS,
+            svc("dup", json!({"clusterIP": taken, "selector": {"app": "x"}})),
+        )
+        .await;
+    assert_eq!(r.code, 422, "{}", r.text);
+    assert!(
+        r.text.contains("provided IP is already allocated"),
+        "{}",
+        r.text
+    );
+
+    // Deleted through one server, the address can be had through the other.
+    let r = one.delete(&format!("{SVCS}/s0"), json!({})).await;
+    assert_eq!(r.code, 200, "{}", r.text);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = two
+            .post(SVCS, svc("again", json!({"selector": {"app": "x"}})))
+            .await;
+        if r.code == 201 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", r.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A claim whose Service was never written (its server died in between) is repaired by the
+/// next start once it is old enough; a young one (a write in flight) is respected.
+#[tokio::test]
+async fn leaked_claims_are_repaired_on_start() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    for (time, expect) in [(1, 201), (now, 500)] {
+        let store: Arc<dyn Store> = Arc::new(wasmkube_store::MemoryStore::new());
+        // Every address of the /28 but the kubernetes one (.1) is claimed by nobody's Service.
+        for last in 2..=14 {
+            store
+                .create(
+                    &format!("/registry/ranges/serviceips/127.30.0.{last}"),
+                    format!(r#"{{"owner":"default/ghost","time":{time}}}"#).into(),
+                )
+                .await
+                .expect("claim");
+        }
+        let api = Api::with(
+            store.clone(),
+            allocator("127.30.0.0/28", "31000-31001"),
+            Duration::from_secs(30),
+        )
+        .await;
+        let r = api
+            .post(SVCS, svc("web", json!({"selector": {"app": "x"}})))
+            .await;
+        // Old claims are leaks and go; fresh ones are writes in flight elsewhere and stay.
+        assert_eq!(r.code, expect, "claims from {time}: {}", r.text);
+        if expect == 201 {
+            let ip = ip_of(&r.body);
+            let claim = store
+                .get(&format!("/registry/ranges/serviceips/{ip}"))
+                .await
+                .expect("get")
+                .expect("the claim is the new Service's");
+            assert!(String::from_utf8_lossy(&claim.value).contains("default/web"));
+            let left = store
+                .list("/registry/ranges/serviceips/", None, None)
+                .await
+                .expect("list");
+            assert_eq!(left.items.len(), 1, "the leaked claims were removed");
+        }
+    }
+}
