@@ -57,11 +57,29 @@ impl Server {
     pub fn start_with(args: &[&str]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("data");
-        let (cluster_cidr, service_cidr) = next_cluster_cidr();
-        let mut s = Server {
+        let mut s = Self::new(dir, Some(tmp), args, next_cluster_cidr());
+        s.launch(0);
+        s
+    }
+
+    /// A server over an existing data directory `dir` (e.g. a restored snapshot), which the
+    /// caller keeps.
+    pub fn start_in(dir: PathBuf, args: &[&str]) -> Server {
+        let mut s = Self::new(dir, None, args, next_cluster_cidr());
+        s.launch(0);
+        s
+    }
+
+    fn new(
+        dir: PathBuf,
+        tmp: Option<tempfile::TempDir>,
+        args: &[&str],
+        (cluster_cidr, service_cidr): (String, String),
+    ) -> Server {
+        Server {
             child: None,
             dir,
-            _tmp: Some(tmp),
+            _tmp: tmp,
             url: String::new(),
             log: Arc::new(Mutex::new(String::new())),
             home: tempfile::tempdir().expect("home tempdir"),
@@ -70,9 +88,7 @@ impl Server {
             service_cidr,
             node_k: next_node_k(),
             agents: std::sync::atomic::AtomicU8::new(1),
-        };
-        s.launch(0);
-        s
+        }
     }
 
     /// Another server of `first`'s cluster (same datastore in `args`, same address ranges,
@@ -81,21 +97,10 @@ impl Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("data");
         let token = first.token();
-        let mut extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        extra_args.extend(["--token".to_string(), token]);
-        let mut s = Server {
-            child: None,
-            dir,
-            _tmp: Some(tmp),
-            url: String::new(),
-            log: Arc::new(Mutex::new(String::new())),
-            home: tempfile::tempdir().expect("home tempdir"),
-            extra_args,
-            cluster_cidr: first.cluster_cidr.clone(),
-            service_cidr: first.service_cidr.clone(),
-            node_k: next_node_k(),
-            agents: std::sync::atomic::AtomicU8::new(1),
-        };
+        let mut args = args.to_vec();
+        args.extend(["--token", &token]);
+        let ranges = (first.cluster_cidr.clone(), first.service_cidr.clone());
+        let mut s = Self::new(dir, Some(tmp), &args, ranges);
         s.launch(0);
         s
     }

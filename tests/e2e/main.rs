@@ -11,6 +11,7 @@ mod node;
 mod python;
 mod registry;
 mod services;
+mod snapshot;
 mod storage;
 mod streaming;
 mod web;

@@ -102,6 +102,17 @@ pub async fn sync(
     }
 }
 
+/// This server's shared files, sealed as the datastore keeps them: what a snapshot of a redb
+/// server carries so that a restore brings back the same CA and tokens.
+pub fn seal(data_dir: &Path, token: &str) -> Result<Bytes, BootstrapError> {
+    Ok(Bytes::from(encrypt(&read_files(data_dir)?, token)?))
+}
+
+/// Writes sealed bootstrap data (from a datastore or a snapshot) into `data_dir`.
+pub fn unseal_into(data_dir: &Path, sealed: &[u8], token: &str) -> Result<(), BootstrapError> {
+    write_files(data_dir, &decrypt(sealed, token)?)
+}
+
 fn read_files(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, BootstrapError> {
     SHARED_FILES
         .iter()

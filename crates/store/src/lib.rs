@@ -58,6 +58,7 @@
 //! - `watch.rs` — the watch state machine (replay, then live; lag and gap recovery).
 //! - `codec.rs` — the versioned byte layout of records and log entries on disk.
 //! - `redb_store.rs` — [`RedbStore`], the redb engine.
+//! - [`snapshot`] — every key at one revision in one file, restorable into any backend.
 //! - `etcd_store.rs` — [`EtcdStore`], the store over etcd: not an engine under the shared
 //!   writer, but the [`Store`] trait mapped onto etcd's own revisions, transactions and
 //!   watches.
@@ -70,6 +71,7 @@ pub mod error;
 mod etcd_store;
 mod memory;
 mod redb_store;
+pub mod snapshot;
 mod types;
 mod watch;
 mod writer;

@@ -10,6 +10,7 @@
 //! - `agent.rs`: the `agent` subcommand (joining a server with a join token).
 //! - `node.rs`: the node both run: flags, the Wasm runtime, the kubelet.
 //! - `proxy.rs`: the service proxy, Ingress and cluster DNS both run (crates/proxy).
+//! - `snapshot.rs`: the `snapshot save|restore` subcommands and the server's snapshot route.
 //! - `bench/`: the `bench` subcommand (figures as ratios against same-run references).
 //! - `cli/`: one file per client verb, plus shared kubeconfig and output helpers.
 
@@ -19,6 +20,7 @@ mod cli;
 mod node;
 mod proxy;
 mod server;
+mod snapshot;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +44,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Measure performance against references taken in the same run.
     Bench(bench::BenchArgs),
+    /// Save a snapshot of a running cluster's state, or restore one into a new store.
+    Snapshot(snapshot::SnapshotArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -63,6 +67,7 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => server::run(*args).await,
             Command::Agent(args) => agent::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Snapshot(args) => snapshot::run(args).await,
             Command::Client(cmd) => cli::run(cmd).await,
         }
     });

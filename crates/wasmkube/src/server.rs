@@ -444,7 +444,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         )
     });
     // The web console at /ui/ (its files are public; its data calls carry the user's token).
-    let extra = Some(wasmkube_apiserver::console::routes().merge(cacerts.unwrap_or_default()));
+    let snapshots = crate::snapshot::route(
+        store.clone(),
+        dir.clone(),
+        token.clone(),
+        !args.datastore_endpoint.is_empty(),
+    );
+    let extra = Some(
+        wasmkube_apiserver::console::routes()
+            .merge(cacerts.unwrap_or_default())
+            .merge(snapshots),
+    );
     let router = wasmkube_apiserver::router(state.clone(), auth, extra);
     let server = tokio::spawn(wasmkube_apiserver::serve(
         listener,
