@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `wasmkube bench` needs beyond the Rust build: containerd and runc (the `ctr run`
-# reference of `bench pod-start`) and busybox-static (the image that reference runs).
+# reference of `bench pod-start`), busybox-static (the image that reference runs) and etcd
+# (etcd-server: `bench datastore`, `bench failover`, `bench scheduler --datastores etcd`).
 # Idempotent: installs only what is missing, so it is cheap to run before every benchmark.
 #
 # The benchmark starts its own containerd with a private config, root, state and socket, so
@@ -24,7 +25,7 @@ installed() {
 }
 
 missing=()
-for pkg in containerd runc busybox-static; do
+for pkg in containerd runc busybox-static etcd-server; do
   installed "$pkg" || missing+=("$pkg")
 done
 
@@ -39,13 +40,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
   done
   as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  if command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
-    as_root systemctl stop containerd || true
-  fi
+  for service in containerd etcd; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+      as_root systemctl stop "$service" || true
+    fi
+  done
 fi
 
-for tool in containerd ctr runc; do
+for tool in containerd ctr runc etcd; do
   command -v "$tool" >/dev/null || { echo "bench-deps.sh: $tool did not install" >&2; exit 1; }
 done
 [ -x /bin/busybox ] || { echo "bench-deps.sh: /bin/busybox (busybox-static) is missing" >&2; exit 1; }
-echo "bench-deps.sh: containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}'), busybox-static ready"
+echo "bench-deps.sh: containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}'), busybox-static, etcd $(etcd --version | awk 'NR==1{print $3}') ready"

@@ -18,6 +18,14 @@ pub(crate) struct Api {
 pub(crate) async fn start_api() -> anyhow::Result<Api> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path().join("state.redb"))?);
+    start_api_on(store, dir).await
+}
+
+/// The same API server over `store` (e.g. an etcd one); `dir` is kept until it stops.
+pub(crate) async fn start_api_on(
+    store: Arc<dyn Store>,
+    dir: tempfile::TempDir,
+) -> anyhow::Result<Api> {
     let shutdown = CancellationToken::new();
     let state = Arc::new(ApiState {
         store: store.clone(),

@@ -2,7 +2,7 @@
 //! loopback into a real API server on a redb store), beside raw redb single-transaction durable
 //! commits per second on the same disk.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 
@@ -36,37 +36,7 @@ pub(crate) async fn run(seconds: f64) -> anyhow::Result<()> {
     println!("reference: raw redb durable single-insert commits: {raw:.0}/s");
     for clients in [1usize, 8, 64] {
         let api = start_api().await?;
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(clients)
-            .build()?;
-        let url = format!("{}/api/v1/namespaces/default/configmaps", api.url);
-        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for c in 0..clients {
-            let http = http.clone();
-            let url = url.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut ok = 0u64;
-                let mut i = 0u64;
-                while Instant::now() < deadline {
-                    let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": format!("b-{c}-{i}")}, "data": {"k": "v"}});
-                    i += 1;
-                    if let Ok(r) = http.post(&url).json(&body).send().await
-                        && r.status().as_u16() == 201
-                    {
-                        ok += 1;
-                    }
-                }
-                ok
-            }));
-        }
-        let mut total = 0;
-        for t in tasks {
-            total += t.await.unwrap_or(0);
-        }
-        let rate = total as f64 / start.elapsed().as_secs_f64();
+        let rate = super::datastore::api_creates(&api, clients, seconds).await?;
         let stats = api.store.stats();
         println!(
             "api creates, {clients:>2} clients: {rate:>8.0}/s = {:.2}x raw redb commits (writes per commit {:.1})",

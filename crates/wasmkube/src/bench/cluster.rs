@@ -39,6 +39,8 @@ pub(crate) struct ClusterOptions<'a> {
     pub images: &'a [(PathBuf, &'a str)],
     /// containerd's socket for the node (Linux containers); None: the node has none.
     pub containerd_socket: Option<PathBuf>,
+    /// More `wasmkube server` flags (e.g. `--datastore-endpoint` to run it over etcd).
+    pub server_args: Vec<String>,
 }
 
 /// A child process killed on drop.
@@ -212,6 +214,7 @@ impl Cluster {
             .clone()
             .unwrap_or_else(|| dir.path().join("no-containerd.sock"));
         cmd.arg("--containerd-socket").arg(&socket);
+        cmd.args(&opts.server_args);
         let mut server = Proc::spawn(cmd, "wasmkube server", dir.path().join("server.log"))?;
         let ready = server
             .wait_for_line("wasmkube server ready at ", Duration::from_secs(60))
@@ -275,7 +278,7 @@ impl Cluster {
 }
 
 /// `wasmkube` with none of the environment that would point it at another cluster.
-fn child_command(exe: &Path) -> Command {
+pub(crate) fn child_command(exe: &Path) -> Command {
     let mut cmd = Command::new(exe);
     for var in [
         "WASMKUBE_DATA_DIR",

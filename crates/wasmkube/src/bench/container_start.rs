@@ -89,6 +89,7 @@ pub(crate) async fn run(args: ContainerStartArgs) -> anyhow::Result<()> {
         max_pods: 50,
         images: &images,
         containerd_socket: Some(ctrd.socket.clone()),
+        server_args: Vec::new(),
     })
     .await?;
     let watch = PodWatch::start(cluster.pods(), "container-start").await?;

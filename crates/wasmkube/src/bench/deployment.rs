@@ -120,6 +120,7 @@ async fn start(images: &[(std::path::PathBuf, &str)], replicas: usize) -> anyhow
         max_pods: (replicas + 100) as u32,
         images,
         containerd_socket: None,
+        server_args: Vec::new(),
     })
     .await
 }

@@ -78,6 +78,7 @@ pub(crate) async fn run(args: HttpRpsArgs) -> anyhow::Result<()> {
         max_pods: 10,
         images: &images,
         containerd_socket: None,
+        server_args: Vec::new(),
     })
     .await?;
     let api = cluster.pods();

@@ -51,6 +51,7 @@ pub(crate) async fn run(args: IdlePodsArgs) -> anyhow::Result<()> {
         max_pods: (max + 10) as u32,
         images: &images,
         containerd_socket: None,
+        server_args: Vec::new(),
     })
     .await?;
     let node_pid = cluster.node_proc().pid();

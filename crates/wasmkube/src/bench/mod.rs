@@ -1,6 +1,9 @@
 //! `wasmkube bench`: performance figures as ratios against references measured in the same run.
 //!
 //! - `api-writes`: durable API creates per second beside raw redb commits.
+//! - `datastore`: durable API creates per second on etcd beside raw etcd puts and beside redb.
+//! - `failover`: leader SIGKILLed → first pod bound by the new leader, beside a healthy bind
+//!   and the lease duration.
 //! - `watch-fanout`: HTTP watch fan-out beside the store's own fan-out.
 //! - `pod-start`: pod create → Running latency on a warm node beside `ctr run --rm` through
 //!   containerd.
@@ -33,7 +36,7 @@
 //! - `load.rs`: the keep-alive HTTP load generator.
 //! - `history.rs`: the JSON file of previous runs' figures.
 //! - One file per benchmark: `api_writes.rs`, `watch_fanout.rs`, `pod_start.rs`,
-//!   `http_rps.rs`, `idle_pods.rs`, `scheduler.rs`, `deployment.rs`, `services.rs`,
+//!   `datastore.rs`, `failover.rs`, `http_rps.rs`, `idle_pods.rs`, `scheduler.rs`, `deployment.rs`, `services.rs`,
 //!   `container_start.rs`, `volume_start.rs`.
 
 mod api;
@@ -41,7 +44,9 @@ mod api_writes;
 mod cluster;
 mod container_start;
 mod containerd;
+mod datastore;
 mod deployment;
+mod failover;
 mod history;
 mod http_rps;
 mod idle_pods;
@@ -81,6 +86,10 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// Durable API creates per second on etcd, beside raw etcd puts and the redb store.
+    Datastore(datastore::DatastoreArgs),
+    /// Leader killed → first pod bound by the new leader, beside a healthy leader's bind.
+    Failover(failover::FailoverArgs),
     /// Watch events per second to many HTTP watchers, beside the store's own fan-out.
     WatchFanout {
         /// Watchers.
@@ -139,6 +148,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             watch_fanout::run(args.watchers, args.events).await?;
         }
         Some(BenchCommand::ApiWrites { seconds }) => api_writes::run(seconds).await?,
+        Some(BenchCommand::Datastore(a)) => datastore::run(a).await?,
+        Some(BenchCommand::Failover(a)) => failover::run(a).await?,
         Some(BenchCommand::WatchFanout { watchers, events }) => {
             watch_fanout::run(watchers, events).await?
         }

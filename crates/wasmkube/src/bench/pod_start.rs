@@ -137,6 +137,7 @@ async fn wasm_pod_start(
         max_pods: (args.pods + args.serial_pods + 10) as u32,
         images: &images,
         containerd_socket: None,
+        server_args: Vec::new(),
     })
     .await?;
     let api = cluster.pods();

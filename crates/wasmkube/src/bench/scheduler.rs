@@ -51,8 +51,18 @@ pub struct SchedulerArgs {
     /// Give up on a measurement after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub timeout_seconds: u64,
+    /// The stores to measure on, each with the same pods and nodes: `redb` (embedded) and
+    /// `etcd` (a one-member etcd started for each measurement, on loopback).
+    #[arg(long, value_delimiter = ',', default_value = "redb")]
+    pub datastores: Vec<Datastore>,
     #[command(flatten)]
     pub history: HistoryArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Datastore {
+    Redb,
+    Etcd,
 }
 
 /// One measurement: how long until every pod was seen bound, and the server's CPU meanwhile.
@@ -87,9 +97,18 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
     );
     let timeout = Duration::from_secs(args.timeout_seconds);
     let mut lines = Vec::new();
-    for &nodes in &args.nodes {
-        let reference = measure(Mode::Reference, nodes, &args, timeout).await?;
-        let scheduled = measure(Mode::Scheduler, nodes, &args, timeout).await?;
+    for (&store, &nodes) in args
+        .datastores
+        .iter()
+        .flat_map(|store| args.nodes.iter().map(move |nodes| (store, nodes)))
+    {
+        // redb keeps the history keys it always had.
+        let (key, label) = match store {
+            Datastore::Redb => ("scheduler", String::new()),
+            Datastore::Etcd => ("scheduler-etcd", "[etcd] ".to_string()),
+        };
+        let reference = measure(Mode::Reference, nodes, &args, timeout, store).await?;
+        let scheduled = measure(Mode::Scheduler, nodes, &args, timeout, store).await?;
         let (s, r) = (scheduled.rate(args.pods), reference.rate(args.pods));
         let cpu = |run: &Run| {
             run.server_cpu
@@ -97,12 +116,12 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| "?".into())
         };
         let line = format!(
-            "{nodes} nodes: scheduler {} in {:.2} s (server CPU {}) | reference create+bind {} in {:.2} s (server CPU {}) | ratio {:.2}× ({})",
-            history.beside(&format!("scheduler/{nodes}-nodes/pods-per-s"), s, "pods/s"),
+            "{label}{nodes} nodes: scheduler {} in {:.2} s (server CPU {}) | reference create+bind {} in {:.2} s (server CPU {}) | ratio {:.2}× ({})",
+            history.beside(&format!("{key}/{nodes}-nodes/pods-per-s"), s, "pods/s"),
             scheduled.wall.as_secs_f64(),
             cpu(&scheduled),
             history.beside(
-                &format!("scheduler/{nodes}-nodes/reference-pods-per-s"),
+                &format!("{key}/{nodes}-nodes/reference-pods-per-s"),
                 r,
                 "pods/s"
             ),
@@ -110,7 +129,7 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
             cpu(&reference),
             s / r.max(f64::MIN_POSITIVE),
             history.beside(
-                &format!("scheduler/{nodes}-nodes/ratio"),
+                &format!("{key}/{nodes}-nodes/ratio"),
                 s / r.max(f64::MIN_POSITIVE),
                 "×"
             ),
@@ -131,12 +150,23 @@ async fn measure(
     nodes: usize,
     args: &SchedulerArgs,
     timeout: Duration,
+    store: Datastore,
 ) -> anyhow::Result<Run> {
+    // A fresh etcd per measurement, as a fresh redb file is; dropped after the server.
+    let etcd = match store {
+        Datastore::Redb => None,
+        Datastore::Etcd => Some(super::datastore::start_etcd(1)?),
+    };
+    let server_args = match &etcd {
+        Some(etcd) => vec!["--datastore-endpoint".to_string(), etcd.endpoint_list()],
+        None => Vec::new(),
+    };
     let cluster = Cluster::start(ClusterOptions {
         placement: NodePlacement::None,
         max_pods: 110,
         images: &[],
         containerd_socket: None,
+        server_args,
     })
     .await?;
     let names = register_nodes(&cluster.client, nodes, args.pods).await?;
@@ -242,7 +272,7 @@ async fn bind(pods: &Api<Pod>, pod: &str, node: &str) -> anyhow::Result<()> {
 
 /// Registers `n` Ready nodes (as kwok does), each big enough that capacity never limits the
 /// benchmark: the filters and scores still run against real numbers.
-async fn register_nodes(
+pub(crate) async fn register_nodes(
     client: &kube::Client,
     n: usize,
     pods: usize,

@@ -53,6 +53,7 @@ pub(crate) async fn run(args: ServicesArgs) -> anyhow::Result<()> {
         max_pods: 10,
         images: &[(module, IMAGE)],
         containerd_socket: None,
+        server_args: Vec::new(),
     })
     .await?;
     let api = cluster.pods();

@@ -140,6 +140,7 @@ pub(crate) async fn run(args: VolumeStartArgs) -> anyhow::Result<()> {
         max_pods: 50,
         images: &images,
         containerd_socket: None,
+        server_args: Vec::new(),
     })
     .await?;
     let watch = PodWatch::start(cluster.pods(), "volume-start").await?;
