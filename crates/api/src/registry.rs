@@ -125,6 +125,17 @@ pub const STANDARD_VERBS: &[&str] = &[
     "watch",
 ];
 
+/// Namespaces, as Kubernetes serves them: no `deletecollection` (one request must never take
+/// every namespace with it).
+pub const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+
+/// The namespaces every cluster needs, which Kubernetes' NamespaceLifecycle admission keeps
+/// from being deleted.
+pub const PROTECTED_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
 impl ResourceInfo {
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -146,6 +157,8 @@ impl ResourceInfo {
     pub fn verbs(&self) -> &'static [&'static str] {
         if self.create_only {
             &["create"]
+        } else if self.group.is_empty() && self.resource == "namespaces" {
+            NAMESPACE_VERBS
         } else {
             STANDARD_VERBS
         }

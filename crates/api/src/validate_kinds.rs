@@ -142,6 +142,30 @@ fn validate_metadata(info: &ResourceInfo, obj: &Value, errs: &mut Vec<FieldError
             }
         }
     }
+    if let Some(finalizers) = meta
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+    {
+        for (i, f) in finalizers.iter().enumerate() {
+            let name = f.as_str().unwrap_or("");
+            let field = format!("metadata.finalizers[{i}]");
+            for m in v::is_qualified_name(name) {
+                errs.push((field.clone(), invalid(name, &m)));
+            }
+            // Kubernetes' own finalizers are the only unqualified ones.
+            if !name.contains('/')
+                && !["kubernetes", "orphan", "foregroundDeletion"].contains(&name)
+            {
+                errs.push((
+                    field,
+                    invalid(
+                        name,
+                        "name is neither a standard finalizer name nor is it fully qualified",
+                    ),
+                ));
+            }
+        }
+    }
     if let Some(ann) = meta
         .and_then(|m| m.get("annotations"))
         .and_then(Value::as_object)
@@ -954,10 +978,27 @@ fn service(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// What a ConfigMap or Secret may hold in all (Kubernetes' `MaxSecretSize`, also applied to
+/// ConfigMaps): the limit that keeps one object inside etcd's request size.
+pub const MAX_DATA_SIZE: usize = 1024 * 1024;
+
 fn data_keys(obj: &Value, errs: &mut Vec<FieldError>) {
     let mut seen = BTreeSet::new();
+    let mut total = 0usize;
+    let secret = obj.get("kind").and_then(Value::as_str) == Some("Secret");
     for field in ["data", "binaryData", "stringData"] {
         if let Some(map) = obj.get(field).and_then(Value::as_object) {
+            for (k, value) in map {
+                let text = value.as_str().unwrap_or("");
+                // Secret data and binaryData are base64: their size is the decoded bytes'.
+                let base64 = field == "binaryData" || (secret && field == "data");
+                total += k.len()
+                    + if base64 {
+                        text.trim_end_matches('=').len() * 3 / 4
+                    } else {
+                        text.len()
+                    };
+            }
             for k in map.keys() {
                 for m in v::is_config_map_key(k) {
                     errs.push((format!("{field}[{k}]"), invalid(k, &m)));
@@ -967,6 +1008,12 @@ fn data_keys(obj: &Value, errs: &mut Vec<FieldError>) {
                 }
             }
         }
+    }
+    if total > MAX_DATA_SIZE {
+        errs.push((
+            "data".into(),
+            format!("Too long: must have at most {MAX_DATA_SIZE} bytes"),
+        ));
     }
 }
 

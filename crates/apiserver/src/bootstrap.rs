@@ -270,6 +270,34 @@ pub async fn ensure_defaults(state: &Arc<ApiState>) -> ApiResult<()> {
     Ok(())
 }
 
+/// Re-creates what every cluster needs if it has gone missing (a protected namespace removed
+/// behind the API's back, a restore from an old snapshot, the `kubernetes` Service deleted),
+/// every `period` until `shutdown`.
+pub async fn keep_defaults(
+    state: Arc<ApiState>,
+    api: SocketAddr,
+    period: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        if let Err(error) = ensure_defaults(&state).await {
+            tracing::warn!(%error, "re-creating the default objects");
+            continue;
+        }
+        // Only when missing: with several servers, each would otherwise point it at itself.
+        let path = "/api/v1/namespaces/default/services/kubernetes";
+        if let Ok((404, _)) = call(&state, Method::GET, path, None).await
+            && let Err(error) = ensure_kubernetes_service(&state, api).await
+        {
+            tracing::warn!(%error, "re-creating the kubernetes Service");
+        }
+    }
+}
+
 /// Creates or updates the `kubernetes` Service of `default` and its Endpoints and
 /// EndpointSlice, which point at the API server's address `api`. The Service gets the first
 /// address of the service range, as in Kubernetes.

@@ -72,7 +72,9 @@ async fn dispatch(
             }
             Method::GET => ctx.list().await,
             Method::POST => ctx.create(body).await,
-            Method::DELETE => ctx.delete_collection(body).await,
+            Method::DELETE if ctx.info().verbs().contains(&"deletecollection") => {
+                ctx.delete_collection(body).await
+            }
             _ => Err(not_allowed(method)),
         },
         (Some(name), None) => match *method {
@@ -766,6 +768,16 @@ impl Ctx<'_> {
 
     async fn delete_one(&self, name: &str, opts: &DeleteOptions) -> ApiResult<(StatusCode, Value)> {
         let info = self.info();
+        if info.group.is_empty()
+            && info.resource == "namespaces"
+            && wasmkube_api::registry::PROTECTED_NAMESPACES.contains(&name)
+        {
+            // Kubernetes' NamespaceLifecycle answer, word for word.
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            ))
+            .with_details(json!({"name": name, "kind": "namespaces"})));
+        }
         let key = self.key(name);
         for _ in 0..UNCONDITIONAL_RETRIES {
             let kv = self.load(name).await?;

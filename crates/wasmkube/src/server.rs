@@ -302,6 +302,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     wasmkube_apiserver::bootstrap::ensure_kubernetes_service(&state, local)
         .await
         .context("creating the kubernetes Service")?;
+    tokio::spawn(wasmkube_apiserver::bootstrap::keep_defaults(
+        state.clone(),
+        local,
+        Duration::from_secs(30),
+        shutdown.clone(),
+    ));
 
     let scheme = if args.insecure { "http" } else { "https" };
     let host = if local.ip().is_unspecified() {

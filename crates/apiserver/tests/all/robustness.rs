@@ -121,3 +121,130 @@ async fn odd_bodies_get_status_answers() {
     // Still serving.
     assert_eq!(api.get("/api/v1/namespaces").await.code, 200);
 }
+
+/// The namespaces every cluster needs cannot be deleted (Kubernetes' NamespaceLifecycle
+/// message), and no single request deletes every namespace.
+#[tokio::test]
+async fn system_namespaces_cannot_be_deleted_nor_all_namespaces_at_once() {
+    let api = Api::new().await;
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let r = api
+            .delete(&format!("/api/v1/namespaces/{ns}"), Value::Null)
+            .await;
+        assert_eq!(r.code, 403, "{}", r.text);
+        assert_eq!(r.body["kind"], "Status");
+        assert_eq!(r.body["reason"], "Forbidden");
+        assert_eq!(
+            r.body["message"],
+            format!("namespaces \"{ns}\" is forbidden: this namespace may not be deleted")
+        );
+        let still = api.get(&format!("/api/v1/namespaces/{ns}")).await;
+        assert_eq!(still.code, 200, "{ns} is still there");
+        assert!(still.body["metadata"].get("deletionTimestamp").is_none());
+    }
+    let r = api.delete("/api/v1/namespaces", Value::Null).await;
+    assert_eq!(r.code, 405, "{}", r.text);
+    assert_eq!(r.body["kind"], "Status");
+    let discovery = api.get("/api/v1").await;
+    let verbs = discovery.body["resources"]
+        .as_array()
+        .and_then(|all| all.iter().find(|r| r["name"] == "namespaces"))
+        .map(|r| r["verbs"].clone())
+        .unwrap_or(Value::Null);
+    assert!(
+        !verbs.to_string().contains("deletecollection"),
+        "namespaces verbs: {verbs}"
+    );
+    // Other namespaces go as before.
+    let r = api
+        .post(
+            "/api/v1/namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
+        )
+        .await;
+    assert_eq!(r.code, 201, "{}", r.text);
+    let r = api.delete("/api/v1/namespaces/team", Value::Null).await;
+    assert_eq!(r.code, 200, "{}", r.text);
+}
+
+/// ConfigMaps and Secrets hold at most 1 MiB, and finalizers are qualified names (or one of
+/// Kubernetes' own), each refused with the field and Kubernetes' message.
+#[tokio::test]
+async fn oversized_data_and_invalid_finalizers_are_refused() {
+    let api = Api::new().await;
+    let big = "x".repeat(1024 * 1024);
+    let r = api
+        .post(
+            "/api/v1/namespaces/default/configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"},
+                "data": {"k": big}}),
+        )
+        .await;
+    assert_eq!(r.code, 422, "{}", &r.text[..r.text.len().min(300)]);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("data: Too long: must have at most 1048576 bytes"),
+        "{}",
+        r.body["message"]
+    );
+    assert_eq!(
+        api.get("/api/v1/namespaces/default/configmaps/big")
+            .await
+            .code,
+        404
+    );
+    let r = api
+        .post(
+            "/api/v1/namespaces/default/secrets",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "big"},
+                "stringData": {"k": "y".repeat(1024 * 1024 + 1)}}),
+        )
+        .await;
+    assert_eq!(r.code, 422, "{}", &r.text[..r.text.len().min(300)]);
+    // Just under the limit is fine.
+    let r = api
+        .post(
+            "/api/v1/namespaces/default/configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fits"},
+                "data": {"k": "z".repeat(1024 * 1024 - 1)}}),
+        )
+        .await;
+    assert_eq!(r.code, 201, "{}", &r.text[..r.text.len().min(300)]);
+
+    for (finalizer, message) in [
+        (
+            "custom",
+            "metadata.finalizers[0]: Invalid value: \"custom\": name is neither a standard finalizer name nor is it fully qualified",
+        ),
+        (
+            "bad name/x",
+            "metadata.finalizers[0]: Invalid value: \"bad name/x\"",
+        ),
+    ] {
+        let r = api
+            .post(
+                "/api/v1/namespaces/default/configmaps",
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "fin", "finalizers": [finalizer]}}),
+            )
+            .await;
+        assert_eq!(r.code, 422, "{}", r.text);
+        assert!(
+            r.body["message"].as_str().unwrap_or("").contains(message),
+            "{}",
+            r.body["message"]
+        );
+    }
+    for ok in ["example.com/hold", "orphan", "foregroundDeletion"] {
+        let r = api
+            .post(
+                "/api/v1/namespaces/default/configmaps",
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"generateName": "fin-", "finalizers": [ok]}}),
+            )
+            .await;
+        assert_eq!(r.code, 201, "{ok}: {}", r.text);
+    }
+}
