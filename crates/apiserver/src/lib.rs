@@ -73,6 +73,10 @@ pub use state::{ApiState, SubresourceHandler};
 pub type ExtraRoutes = Router;
 
 /// Builds the API router. `auth = None` serves without authentication (insecure dev mode).
+/// The largest request body served: kube-apiserver's limit (3 MiB), above etcd's largest
+/// object and ConfigMap/Secret's 1 MiB.
+pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
+
 pub fn router(
     state: Arc<ApiState>,
     auth: Option<Arc<Authenticator>>,
@@ -111,7 +115,8 @@ pub fn router(
         Some(extra) => api.merge(extra),
         None => api,
     };
-    app.layer(axum::middleware::from_fn_with_state(auth, auth::middleware))
+    app.layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(auth, auth::middleware))
         // A bug must never take the connection (or the server) down with it: a panicking
         // handler answers 500 with a Status, like every other failure.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -201,6 +206,15 @@ async fn fallback(State(state): State<Arc<ApiState>>, req: axum::extract::Reques
     );
     let body = match <Bytes as axum::extract::FromRequest<()>>::from_request(req, &()).await {
         Ok(body) => body,
+        // Kubernetes' answer for a body over its 3 MiB limit, as a Status like every other.
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("Request entity too large: limit is {MAX_REQUEST_BODY_BYTES}"),
+            )
+            .into_response();
+        }
         Err(rejection) => return rejection.into_response(),
     };
     resource::handle(state, method, uri, headers, body).await

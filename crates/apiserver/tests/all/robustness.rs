@@ -248,3 +248,32 @@ async fn oversized_data_and_invalid_finalizers_are_refused() {
         assert_eq!(r.code, 201, "{ok}: {}", r.text);
     }
 }
+
+/// Bodies up to Kubernetes' 3 MiB are read (and judged on their content); larger ones get
+/// kube-apiserver's 413 as a Status.
+#[tokio::test]
+async fn bodies_over_three_mebibytes_get_a_413_status() {
+    let api = Api::new().await;
+    let cm = |size: usize| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "huge"},
+            "data": {"k": "x".repeat(size)}})
+    };
+    // 2.5 MiB: read, then refused by validation (ConfigMaps hold 1 MiB), not by size.
+    let r = api
+        .post("/api/v1/namespaces/default/configmaps", cm(5 * 512 * 1024))
+        .await;
+    assert_eq!(r.code, 422, "{}", &r.text[..r.text.len().min(300)]);
+    let r = api
+        .post(
+            "/api/v1/namespaces/default/configmaps",
+            cm(3 * 1024 * 1024 + 1),
+        )
+        .await;
+    assert_eq!(r.code, 413, "{}", &r.text[..r.text.len().min(300)]);
+    assert_eq!(r.body["kind"], "Status");
+    assert_eq!(r.body["reason"], "RequestEntityTooLarge");
+    assert_eq!(
+        r.body["message"],
+        "Request entity too large: limit is 3145728"
+    );
+}
