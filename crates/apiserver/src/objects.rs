@@ -208,9 +208,110 @@ pub fn unknown_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<St
     }
 }
 
+/// The dotted paths of keys that a JSON body repeats inside one object (which JSON decoding
+/// otherwise resolves silently, the last one winning): what `fieldValidation=Strict` refuses
+/// and `Warn` reports. Empty for anything that is not JSON.
+pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    struct Walk<'a> {
+        path: String,
+        out: &'a mut Vec<String>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let Walk { path, out } = self;
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                if !seen.insert(key) {
+                    out.push(child.clone());
+                }
+                map.next_value_seed(Walk {
+                    path: child,
+                    out: &mut *out,
+                })?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let Walk { path, out } = self;
+            let mut i = 0usize;
+            while seq
+                .next_element_seed(Walk {
+                    path: format!("{path}[{i}]"),
+                    out: &mut *out,
+                })?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+    }
+
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let walked = Walk {
+        path: String::new(),
+        out: &mut out,
+    }
+    .deserialize(&mut de);
+    if walked.is_err() {
+        return Vec::new();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_fields_are_found_with_their_paths() {
+        let body = br#"{"metadata": {"name": "a", "name": "b"}, "data": {"k": 1},
+            "items": [{"x": 1, "x": 2}], "data": {}}"#;
+        assert_eq!(
+            duplicate_fields(body),
+            ["metadata.name", "items[0].x", "data"]
+        );
+        assert!(duplicate_fields(br#"{"a": {"b": 1}, "b": 2}"#).is_empty());
+        assert!(duplicate_fields(b"kind: Pod").is_empty());
+    }
 
     #[test]
     fn unknown_field_paths() {

@@ -331,7 +331,7 @@ impl Ctx<'_> {
 
     /// Type-checks an incoming object against its k8s-openapi type and drops (or, under
     /// `fieldValidation=Strict`, refuses) unknown fields.
-    fn typed(&self, obj: &Value) -> ApiResult<(Value, Vec<String>)> {
+    fn typed(&self, obj: &Value, body: &Bytes) -> ApiResult<(Value, Vec<String>)> {
         let info = self.info();
         check_type_meta(info, obj)?;
         let typed = (info.round_trip)(obj).map_err(|e| {
@@ -342,18 +342,28 @@ impl Ctx<'_> {
         })?;
         let mut unknown = Vec::new();
         objects::unknown_fields(obj, &typed, "", &mut unknown);
-        let warnings = match self.query.field_validation()? {
-            FieldValidation::Strict if !unknown.is_empty() => {
-                let msgs: Vec<String> = unknown
+        let validation = self.query.field_validation()?;
+        let duplicates = match validation {
+            FieldValidation::Ignore => Vec::new(),
+            _ => objects::duplicate_fields(body),
+        };
+        let problems: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .chain(
+                duplicates
                     .iter()
-                    .map(|f| format!("unknown field \"{f}\""))
-                    .collect();
+                    .map(|f| format!("duplicate field \"{f}\"")),
+            )
+            .collect();
+        let warnings = match validation {
+            FieldValidation::Strict if !problems.is_empty() => {
                 return Err(ApiError::bad_request(format!(
                     "strict decoding error: {}",
-                    msgs.join(", ")
+                    problems.join(", ")
                 )));
             }
-            FieldValidation::Warn => unknown,
+            FieldValidation::Warn => problems,
             _ => Vec::new(),
         };
         let mut typed = typed;
@@ -365,7 +375,7 @@ impl Ctx<'_> {
         let info = self.info();
         let dry_run = self.query.dry_run()?;
         let input = self.body_object(&body)?;
-        let (mut obj, warnings) = self.typed(&input)?;
+        let (mut obj, warnings) = self.typed(&input, &body)?;
         // The namespace in the URL wins; a different one in the body is a client mistake.
         if info.namespaced {
             let url_ns = self
@@ -505,8 +515,10 @@ impl Ctx<'_> {
         warnings: &[String],
     ) -> ApiResult<Response> {
         let mut resp = self.respond(code, obj)?;
+        // Each warning is already a whole message (`unknown field "x"`); quotes are escaped
+        // inside the RFC 7234 quoted string.
         for w in warnings {
-            let text = format!("299 - \"unknown field \\\"{w}\\\"\"");
+            let text = format!("299 - \"{}\"", w.replace('"', "\\\""));
             if let Ok(v) = text.parse() {
                 resp.headers_mut().append("warning", v);
             }
@@ -543,7 +555,7 @@ impl Ctx<'_> {
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
-        let (obj, warnings) = self.typed(&input)?;
+        let (obj, warnings) = self.typed(&input, &body)?;
         let expected = objects::claimed_resource_version(&obj)?;
         let info = self.info();
         // A uid in the body is a precondition, as in Kubernetes (the object it names may have

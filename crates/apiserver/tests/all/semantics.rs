@@ -379,6 +379,46 @@ async fn validation_errors_name_fields() {
             .unwrap_or("")
             .contains("unknown field \"datta\"")
     );
+    // A field given twice is refused under Strict, named with its path, and changes nothing.
+    let twice = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dup"},
+        "data": {"a": "1", "a": "2"}}"#;
+    let r = api
+        .raw(
+            axum::http::Method::POST,
+            &format!("{CMS}?fieldValidation=Strict"),
+            "application/json",
+            twice,
+            Some(TOKEN),
+        )
+        .await;
+    assert_status(&r, 400, "BadRequest");
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("strict decoding error: duplicate field \"data.a\""),
+        "{}",
+        r.text
+    );
+    assert_eq!(api.get(&format!("{CMS}/dup")).await.code, 404);
+    // Under Warn it is stored (the last value wins) with a warning naming it.
+    let r = api
+        .raw(
+            axum::http::Method::POST,
+            &format!("{CMS}?fieldValidation=Warn"),
+            "application/json",
+            twice,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(r.code, 201, "{}", r.text);
+    assert_eq!(r.body["data"]["a"], "2");
+    let warning = r
+        .headers
+        .get("warning")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(warning.contains("duplicate field"), "{warning}");
     // Warn (the default) accepts and warns.
     let r = api
         .post(CMS, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w"}, "datta": {"a": "b"}}))
@@ -402,14 +442,14 @@ async fn validation_errors_name_fields() {
     // Unknown resource path.
     let r = api.get("/api/v1/namespaces/default/widgets").await;
     assert_status(&r, 404, "NotFound");
-    // Nothing above was stored.
+    // Nothing above was stored but the accepted-with-warnings "dup" and "w".
     let names: Vec<String> = api.get(CMS).await.body["items"]
         .as_array()
         .expect("items")
         .iter()
         .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(names, vec!["w"]);
+    assert_eq!(names, vec!["dup", "w"]);
 }
 
 #[tokio::test]
