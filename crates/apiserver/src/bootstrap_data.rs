@@ -131,30 +131,12 @@ fn write_files(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<(), Boot
             return Err(BootstrapError::Damaged("a shared file is missing"));
         };
         let path = dir.join(name);
-        write_private(&path, bytes).map_err(|source| BootstrapError::Io { path, source })?;
+        crate::tls::write_private_file(&path, bytes)
+            .map_err(|source| BootstrapError::Io { path, source })?;
     }
     // The serving certificate was issued by whatever CA was here before; have it re-issued.
     let _ = std::fs::remove_file(dir.join("tls/serving-kube-apiserver.names"));
     Ok(())
-}
-
-/// Writes with mode 0600 through a temporary file, so a crash never leaves half a key.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension("bootstrap-tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 fn key_for(token: &str, salt: &[u8]) -> Result<LessSafeKey, BootstrapError> {
@@ -244,7 +226,7 @@ mod tests {
 
     fn files(dir: &Path, marker: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         for name in SHARED_FILES {
-            write_private(&dir.join(name), format!("{marker}:{name}").as_bytes())?;
+            crate::tls::write_private_file(&dir.join(name), format!("{marker}:{name}").as_bytes())?;
         }
         Ok(())
     }

@@ -64,18 +64,30 @@ fn read(path: &Path) -> Result<Option<String>, TlsError> {
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
-    let io = |source| TlsError::Io {
+    write_private_file(path, contents.as_bytes()).map_err(|source| TlsError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    })
+}
+
+/// Writes a secret file: created with mode 0600 (never readable by others, not even for a
+/// moment), synced, and renamed into place, so a crash never leaves half a key.
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
     }
-    std::fs::rename(&tmp, path).map_err(io)
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Loads the CA and serving certificate from `dir`, creating whatever is missing. `names` are

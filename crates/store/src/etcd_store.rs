@@ -447,17 +447,8 @@ impl EtcdStore {
     async fn do_update(&self, key: &str, expected: u64, value: Bytes) -> Result<KeyValue, Error> {
         let (response, ambiguous) = self
             .call_tracked("update a key", |mut kv| {
-                let txn = Txn::new()
-                    .when([
-                        Compare::version(key, CompareOp::Greater, 0),
-                        Compare::mod_revision(key, CompareOp::Equal, to_i64(expected)),
-                    ])
-                    .and_then([TxnOp::put(
-                        key,
-                        value.to_vec(),
-                        Some(PutOptions::new().with_prev_key()),
-                    )])
-                    .or_else([TxnOp::get(key, Some(GetOptions::new().with_keys_only()))]);
+                let put = TxnOp::put(key, value.to_vec(), Some(PutOptions::new().with_prev_key()));
+                let txn = guarded(key, Some(expected), put);
                 async move { kv.txn(txn).await }
             })
             .await?;
@@ -488,21 +479,9 @@ impl EtcdStore {
     async fn do_delete(&self, key: &str, expected: Option<u64>) -> Result<KeyValue, Error> {
         let response = self
             .call("delete a key", |mut kv| {
-                let mut compares = vec![Compare::version(key, CompareOp::Greater, 0)];
-                if let Some(expected) = expected {
-                    compares.push(Compare::mod_revision(
-                        key,
-                        CompareOp::Equal,
-                        to_i64(expected),
-                    ));
-                }
-                let txn = Txn::new()
-                    .when(compares)
-                    .and_then([TxnOp::delete(
-                        key,
-                        Some(etcd_client::DeleteOptions::new().with_prev_key()),
-                    )])
-                    .or_else([TxnOp::get(key, Some(GetOptions::new().with_keys_only()))]);
+                let delete =
+                    TxnOp::delete(key, Some(etcd_client::DeleteOptions::new().with_prev_key()));
+                let txn = guarded(key, expected, delete);
                 async move { kv.txn(txn).await }
             })
             .await?;
@@ -573,6 +552,23 @@ impl EtcdStore {
         self.note_compacted(target);
         self.find_compacted().await
     }
+}
+
+/// `op` on `key` if the key exists (and its mod_revision is `expected`, when given); else a
+/// read of the key's revisions, from which [`refusal`] tells NotFound from Conflict.
+fn guarded(key: &str, expected: Option<u64>, op: TxnOp) -> Txn {
+    let mut compares = vec![Compare::version(key, CompareOp::Greater, 0)];
+    if let Some(expected) = expected {
+        compares.push(Compare::mod_revision(
+            key,
+            CompareOp::Equal,
+            to_i64(expected),
+        ));
+    }
+    Txn::new()
+        .when(compares)
+        .and_then([op])
+        .or_else([TxnOp::get(key, Some(GetOptions::new().with_keys_only()))])
 }
 
 /// Why a compare-guarded write failed: the `or_else` read tells NotFound from Conflict.

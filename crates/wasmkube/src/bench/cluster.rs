@@ -216,15 +216,7 @@ impl Cluster {
         cmd.arg("--containerd-socket").arg(&socket);
         cmd.args(&opts.server_args);
         let mut server = Proc::spawn(cmd, "wasmkube server", dir.path().join("server.log"))?;
-        let ready = server
-            .wait_for_line("wasmkube server ready at ", Duration::from_secs(60))
-            .await?;
-        let url = ready
-            .split("ready at ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .with_context(|| format!("no URL in {ready:?}"))?
-            .to_string();
+        let url = server_url(&mut server).await?;
 
         let agent = match opts.placement {
             NodePlacement::InServer | NodePlacement::None => None,
@@ -247,9 +239,7 @@ impl Cluster {
             }
         };
 
-        let mut config = kube::Config::new(url.parse().with_context(|| format!("URL {url}"))?);
-        config.default_namespace = "default".into();
-        let client = kube::Client::try_from(config).context("building the API client")?;
+        let client = client_for(&url)?;
         Ok(Cluster {
             client,
             server,
@@ -275,6 +265,26 @@ impl Cluster {
     pub(crate) fn pods(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), "default")
     }
+}
+
+/// Waits until a `wasmkube server` child is ready and returns the URL it serves.
+pub(crate) async fn server_url(server: &mut Proc) -> anyhow::Result<String> {
+    let ready = server
+        .wait_for_line("wasmkube server ready at ", Duration::from_secs(60))
+        .await?;
+    Ok(ready
+        .split("ready at ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .with_context(|| format!("no URL in {ready:?}"))?
+        .to_string())
+}
+
+/// A client of the (insecure) server at `url`, in namespace `default`.
+pub(crate) fn client_for(url: &str) -> anyhow::Result<kube::Client> {
+    let mut config = kube::Config::new(url.parse().with_context(|| format!("URL {url}"))?);
+    config.default_namespace = "default".into();
+    kube::Client::try_from(config).context("building the API client")
 }
 
 /// `wasmkube` with none of the environment that would point it at another cluster.

@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-use super::cluster::{Proc, child_command};
+use super::cluster::{Proc, child_command, client_for, server_url};
 use super::{Percentiles, ms};
 
 #[derive(clap::Args, Debug)]
@@ -143,15 +143,7 @@ async fn start_server(
         .args(["--node-monitor-grace-period", "3600"])
         .args(["--log", "warn"]);
     let mut proc = Proc::spawn(cmd, "wasmkube server", log)?;
-    let ready = proc
-        .wait_for_line("wasmkube server ready at ", Duration::from_secs(60))
-        .await?;
-    let url = ready
-        .split("ready at ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .with_context(|| format!("no URL in {ready:?}"))?
-        .to_string();
+    let url = server_url(&mut proc).await?;
     let identity = proc
         .wait_for_line("leader election identity ", Duration::from_secs(10))
         .await?
@@ -159,9 +151,7 @@ async fn start_server(
         .next()
         .unwrap_or_default()
         .to_string();
-    let mut config = kube::Config::new(url.parse().with_context(|| format!("URL {url}"))?);
-    config.default_namespace = "default".into();
-    let client = kube::Client::try_from(config).context("building the API client")?;
+    let client = client_for(&url)?;
     Ok(ServerProc {
         _proc: proc,
         client,
