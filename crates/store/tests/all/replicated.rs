@@ -26,7 +26,12 @@ fn key(i: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_and_watches_continue_when_one_member_of_three_dies() -> TestResult {
     let mut cluster = EtcdCluster::start(3);
-    let store = connect(&cluster, Duration::from_secs(5));
+    // The store's default deadline (10 s): a member killed while it leads costs an election,
+    // which on a loaded 2-core machine can take longer than a tighter deadline allows.
+    let store = connect(
+        &cluster,
+        EtcdOptions::new(Vec::<String>::new()).request_timeout,
+    );
     let start = store.current_revision().await?;
     let mut watch = store.watch("/registry/configmaps/", start).await?;
     for i in 0..50 {
